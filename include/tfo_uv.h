@@ -1,0 +1,69 @@
+/* libtfo-uv: TCP Fast Open for libuv programs (tfo_uv_connect.3,
+ * tfo_uv_listen.3).
+ * Additive-only, like tfo.h.
+ *
+ * "Write before connect": the caller hands its first bytes over together
+ * with the connect, and they ride in the SYN when the path allows it. The
+ * connection runs libtfo's own state machine (tfo_conn_start.3) on the
+ * loop, so the fallback race and the negative cache behave exactly as in
+ * tfo_connect_send.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TFO_UV_H
+#define TFO_UV_H
+
+#include <uv.h>
+
+#include "tfo.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of libtfo-uv actually loaded (same scheme as tfo_version()). */
+TFO_EXTERN unsigned int tfo_uv_version(void);
+
+/* Connects handle (uv_tcp_init'ed, with no socket yet) to addr (IPv4 or
+ * IPv6) and hands the nbufs buffers to the kernel, in the SYN when
+ * possible. cb fires once the connection is usable and every byte was
+ * handed over, with 0 or a negative UV_E* error; closing handle before
+ * then cancels the connect and cb fires with UV_ECANCELED before the
+ * handle's close callback, as with uv_tcp_connect. When the call itself
+ * fails (UV_EINVAL, UV_EALREADY, UV_ENOMEM, ...) cb never fires.
+ *
+ * The buffers must stay valid until cb; the bufs array itself is copied.
+ * Until cb, uv_read_start and uv_write on handle fail (UV_ENOTCONN,
+ * UV_EBADF): the first bytes go in bufs. Afterwards handle is an ordinary
+ * connected uv_tcp_t. */
+TFO_EXTERN int tfo_uv_connect(uv_connect_t *req, uv_tcp_t *handle,
+                              const struct sockaddr *addr,
+                              const uv_buf_t bufs[], unsigned int nbufs,
+                              uv_connect_cb cb);
+
+/* The same with options (NULL: defaults). TFO_CONNECT_NONBLOCK is implied;
+ * timeout_ms bounds the connect and ends it with UV_ETIMEDOUT. */
+TFO_EXTERN int tfo_uv_connect_ex(uv_connect_t *req, uv_tcp_t *handle,
+                                 const struct sockaddr *addr,
+                                 const uv_buf_t bufs[], unsigned int nbufs,
+                                 const struct tfo_connect_opts *opts,
+                                 uv_connect_cb cb);
+
+/* What TCP Fast Open did for a handle that tfo_uv_connect connected (from
+ * its callback on, for as long as the socket is open): 0 and *result
+ * filled, or UV_EBADF (no socket), UV_ENOENT (not connected by
+ * tfo_uv_connect, or one of the oldest of more than 4096 such sockets
+ * still open), UV_EINVAL. */
+TFO_EXTERN int tfo_uv_result(const uv_tcp_t *handle, struct tfo_result *result);
+
+/* uv_listen on a bound handle (uv_tcp_bind) whose socket first gets
+ * TCP_FASTOPEN with a queue of qlen (>= 1; the kernel caps it at
+ * somaxconn) pending Fast Open connections. Accept with uv_accept as
+ * usual. 0, or a negative UV_E* error and the handle does not listen. */
+TFO_EXTERN int tfo_uv_listen(uv_tcp_t *handle, int backlog, int qlen,
+                             uv_connection_cb cb);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TFO_UV_H */

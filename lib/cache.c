@@ -1,0 +1,1034 @@
+/* The per-destination negative cache (see cache.h for the policy and the
+ * file format).
+ *
+ * Locking, from the outside in:
+ *  - `rw` (in-process rwlock) guards the table handle and configuration:
+ *    every operation holds it shared, (re)opening and configure hold it
+ *    exclusive, so a mapping is never unmapped under a reader.
+ *  - `wmu` (in-process mutex) then flock(LOCK_EX) on the file serialise
+ *    writers; flock alone would not, as threads share the open file
+ *    description. Readers take neither: each slot is a seqlock.
+ *  - fork: the child gets fresh locks and reopens the file, because a flock
+ *    belongs to the open file description, which it shares with the parent.
+ *
+ * SPDX-License-Identifier: MIT */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "log.h"
+
+_Static_assert(sizeof(struct tfo__cache_hdr) == TFO__CACHE_HDR_SIZE,
+               "header layout");
+_Static_assert(sizeof(struct tfo__cache_slot) == TFO__CACHE_SLOT_SIZE,
+               "slot layout");
+_Static_assert((TFO__CACHE_SLOTS & (TFO__CACHE_SLOTS - 1)) == 0,
+               "slot count must be a power of two");
+_Static_assert(TFO__CACHE_WINDOW <= TFO__CACHE_SLOTS, "window too large");
+/* Atomics in memory shared between processes are only sound lock-free. */
+_Static_assert((sizeof(uint64_t) == sizeof(long) ? ATOMIC_LONG_LOCK_FREE
+                                                 : ATOMIC_LLONG_LOCK_FREE) == 2,
+               "64-bit atomics must be lock-free");
+
+#define SLOT_MASK (TFO__CACHE_SLOTS - 1u)
+#define SEQ_MASK UINT64_C(0xffffffff)
+
+/* A destination: the exact bits stored in w[1..4] and w[0]. */
+struct key {
+  uint64_t a0, a1; /* address bytes, IPv4 as ::ffff:a.b.c.d */
+  uint64_t ns_ino; /* network namespace inode */
+  uint64_t ns_aux; /* folded netns device | IPv6 scope id << 32 */
+  uint16_t port;   /* network order */
+  uint8_t fam;     /* 4 or 6 */
+};
+
+struct entry {
+  struct key k;
+  int64_t expires, updated;
+  uint32_t rtt;
+  unsigned failures, backoff, last;
+};
+
+enum mode { MODE_DEFAULT, MODE_OFF, MODE_PATH };
+
+struct table {
+  struct tfo__cache_hdr *hdr; /* NULL: off (or no memory at all) */
+  struct tfo__cache_slot *slots;
+  int fd;                     /* -1: private memory table */
+  char path[PATH_MAX];        /* file in use, "" for memory */
+};
+
+static pthread_rwlock_t rw = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static enum mode mode = MODE_DEFAULT;
+static char *spec_path;
+static int ready; /* table open for the current configuration and process */
+static struct table tab = {.fd = -1};
+static uint64_t ns_ino, ns_dev32;
+
+int64_t tfo__now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(void) {
+  return tfo__cache_clock_ms();
+}
+
+/* --- fork ----------------------------------------------------------------- */
+
+static void close_table(void) {
+  if (tab.hdr != NULL)
+    munmap(tab.hdr, TFO__CACHE_FILE_SIZE);
+  if (tab.fd >= 0)
+    close(tab.fd);
+  tab.hdr = NULL;
+  tab.slots = NULL;
+  tab.fd = -1;
+  tab.path[0] = '\0';
+}
+
+static void fork_prepare(void) {
+  /* No thread may be inside the cache (holding wmu or mid-reopen) when the
+   * address space is copied. */
+  pthread_rwlock_wrlock(&rw);
+}
+
+static void fork_parent(void) {
+  pthread_rwlock_unlock(&rw);
+}
+
+static void fork_child(void) {
+  static const pthread_rwlock_t rw0 =
+      PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+  static const pthread_mutex_t wmu0 = PTHREAD_MUTEX_INITIALIZER;
+
+  /* Re-initialised rather than unlocked: the rwlock remembers the parent
+   * thread's tid as its writer. The child is single-threaded here. */
+  rw = rw0;
+  wmu = wmu0;
+  /* Our flock would be the parent's: reopen for a description of our own. A
+   * private memory table is kept (its knowledge is still right). Either way
+   * the netns is read again: children are where unshare() happens. */
+  if (tab.fd >= 0)
+    close_table();
+  ready = 0;
+}
+
+static void register_fork(void) {
+  (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* --- opening -------------------------------------------------------------- */
+
+static const char *errstr(int e, char *buf, size_t len) {
+  return strerror_r(e, buf, len); /* GNU flavour: returns the string */
+}
+
+static void read_netns(void) {
+  struct stat sb;
+
+  /* Without /proc every namespace looks alike; nothing better to key on. */
+  if (stat("/proc/self/ns/net", &sb) == 0) {
+    ns_ino = (uint64_t)sb.st_ino;
+    ns_dev32 = ((uint64_t)sb.st_dev ^ ((uint64_t)sb.st_dev >> 32)) & SEQ_MASK;
+  } else {
+    ns_ino = 0;
+    ns_dev32 = 0;
+  }
+}
+
+static int hdr_ok(struct tfo__cache_hdr *h) {
+  return atomic_load_explicit(&h->h[0], memory_order_acquire) ==
+             TFO__CACHE_MAGIC &&
+         atomic_load_explicit(&h->h[1], memory_order_relaxed) ==
+             (TFO__CACHE_VERSION | (uint64_t)TFO__CACHE_HDR_SIZE << 32) &&
+         atomic_load_explicit(&h->h[2], memory_order_relaxed) ==
+             (TFO__CACHE_SLOT_SIZE | (uint64_t)TFO__CACHE_SLOTS << 32);
+}
+
+/* Empties the table and writes a fresh header. `zero`: the slots may hold
+ * old bytes (a new or regrown-from-empty file is already zero). The magic
+ * goes last so a concurrent opener never takes a half-built table. */
+static void rebuild(struct tfo__cache_hdr *h, int zero) {
+  struct tfo__cache_slot *s = (struct tfo__cache_slot *)(h + 1);
+  unsigned i, j;
+
+  atomic_store_explicit(&h->h[0], 0, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  if (zero)
+    for (i = 0; i < TFO__CACHE_SLOTS; i++)
+      for (j = 0; j < 8; j++)
+        atomic_store_explicit(&s[i].w[j], 0, memory_order_relaxed);
+  for (j = 1; j < 8; j++)
+    atomic_store_explicit(&h->h[j], 0, memory_order_relaxed);
+  atomic_store_explicit(&h->h[1],
+                        TFO__CACHE_VERSION |
+                            (uint64_t)TFO__CACHE_HDR_SIZE << 32,
+                        memory_order_relaxed);
+  atomic_store_explicit(&h->h[2],
+                        TFO__CACHE_SLOT_SIZE | (uint64_t)TFO__CACHE_SLOTS << 32,
+                        memory_order_relaxed);
+  atomic_store_explicit(&h->h[3], (uint64_t)now_ms(), memory_order_relaxed);
+  atomic_store_explicit(&h->h[0], TFO__CACHE_MAGIC, memory_order_release);
+}
+
+/* flock with a deadline: a stopped or stuck process holding the lock must
+ * not hang our caller's connect. */
+static int lock_file(int fd, int timeout_ms) {
+  struct timespec t0, t, nap = {0, 10000};
+  long waited;
+
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+      return 0;
+    if (errno == EINTR)
+      continue;
+    if (errno != EWOULDBLOCK)
+      return -1;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    waited = (long)(t.tv_sec - t0.tv_sec) * 1000 +
+             (t.tv_nsec - t0.tv_nsec) / 1000000;
+    if (waited >= timeout_ms) {
+      errno = EAGAIN;
+      return -1;
+    }
+    nanosleep(&nap, NULL);
+    if (nap.tv_nsec < 1000000)
+      nap.tv_nsec *= 2;
+  }
+}
+
+/* Opens `name` (relative to dfd) as the cache file, refusing anything an
+ * attacker could have planted or could tamper with. */
+static int open_file(int dfd, const char *name, const char *shown) {
+  struct stat sb;
+  char eb[128];
+  const char *why = NULL;
+  int fd;
+
+  /* O_NONBLOCK: a FIFO planted at the path must not hang us in open(). */
+  fd = openat(dfd, name,
+              O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+              0600);
+  if (fd < 0) {
+    tfo__log(TFO__LOG_ERROR, "cache file %s: %s; using a private table", shown,
+             errno == ELOOP ? "is a symbolic link" : errstr(errno, eb, sizeof(eb)));
+    return -1;
+  }
+  if (fstat(fd, &sb) != 0)
+    why = errstr(errno, eb, sizeof(eb));
+  else if (!S_ISREG(sb.st_mode))
+    why = "not a regular file";
+  else if (sb.st_uid != geteuid())
+    why = "owned by another user";
+  else if (sb.st_mode & (S_IWGRP | S_IWOTH))
+    why = "writable by group or others";
+  else if (sb.st_nlink != 1)
+    why = "has other hard links";
+  if (why != NULL) {
+    tfo__log(TFO__LOG_ERROR, "cache file %s: %s; not trusted, using a private "
+             "table", shown, why);
+    close(fd);
+    return -1;
+  }
+  /* Ours but readable by others: the destination list is nobody's business. */
+  if (sb.st_mode & 077)
+    (void)fchmod(fd, 0600);
+  return fd;
+}
+
+/* $XDG_RUNTIME_DIR/libtfo/cache, or /run/libtfo/cache for root. The
+ * directory is ours, 0700, and the file is opened relative to it, so it
+ * cannot be swapped between the check and the open. */
+static int open_default(char *path, size_t len) {
+  const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
+  char dir[PATH_MAX], eb[128];
+  struct stat sb;
+  int dfd, fd, n;
+
+  /* su/sudo keep the caller's XDG_RUNTIME_DIR: only use one that is ours,
+   * or we would plant root-owned files in a user's directory. */
+  if (xdg != NULL && xdg[0] == '/' && stat(xdg, &sb) == 0 &&
+      S_ISDIR(sb.st_mode) && sb.st_uid == geteuid())
+    n = snprintf(dir, sizeof(dir), "%s/libtfo", xdg);
+  else if (geteuid() == 0)
+    n = snprintf(dir, sizeof(dir), "/run/libtfo");
+  else {
+    tfo__log(TFO__LOG_INFO, "no usable XDG_RUNTIME_DIR: cache kept in memory");
+    return -1;
+  }
+  if (n < 0 || (size_t)n + sizeof("/cache") > sizeof(dir) ||
+      (size_t)n + sizeof("/cache") > len) {
+    tfo__log(TFO__LOG_ERROR, "cache directory name too long; using a private "
+             "table");
+    return -1;
+  }
+  memcpy(path, dir, (size_t)n);
+  memcpy(path + n, "/cache", sizeof("/cache"));
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    tfo__log(TFO__LOG_ERROR, "cache directory %s: %s; using a private table",
+             dir, errstr(errno, eb, sizeof(eb)));
+    return -1;
+  }
+  dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) {
+    tfo__log(TFO__LOG_ERROR, "cache directory %s: %s; using a private table",
+             dir, errno == ELOOP ? "is a symbolic link"
+                                 : errstr(errno, eb, sizeof(eb)));
+    return -1;
+  }
+  if (fstat(dfd, &sb) != 0 || sb.st_uid != geteuid() ||
+      (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+    tfo__log(TFO__LOG_ERROR, "cache directory %s: not ours or writable by "
+             "others; not trusted, using a private table", dir);
+    close(dfd);
+    return -1;
+  }
+  fd = open_file(dfd, "cache", path);
+  close(dfd);
+  return fd;
+}
+
+/* Maps an opened cache file, creating or rebuilding it under the file lock
+ * when it is new, of the wrong size, or has a foreign header. Only a file of
+ * the exact size is ever mapped: touching a mapping past EOF is SIGBUS. */
+static int map_file(int fd, const char *shown) {
+  void *p = MAP_FAILED;
+  struct stat sb;
+  char eb[128];
+  int locked = 0, fresh = 0, bad_size = 0;
+
+  if (fstat(fd, &sb) != 0)
+    goto fail;
+  if ((uint64_t)sb.st_size == TFO__CACHE_FILE_SIZE) {
+    p = mmap(NULL, TFO__CACHE_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+             fd, 0);
+    if (p == MAP_FAILED)
+      goto fail;
+    if (hdr_ok(p))
+      goto done;
+  }
+  /* New, short, long or foreign: fix it with writers excluded. */
+  if (lock_file(fd, TFO__CACHE_LOCK_TIMEOUT_MS) != 0)
+    goto fail;
+  locked = 1;
+  if (fstat(fd, &sb) != 0)
+    goto fail;
+  if ((uint64_t)sb.st_size != TFO__CACHE_FILE_SIZE) {
+    if (p != MAP_FAILED)
+      munmap(p, TFO__CACHE_FILE_SIZE);
+    p = MAP_FAILED;
+    fresh = sb.st_size == 0;
+    bad_size = !fresh;
+    /* Never shrunk to zero first: other processes may have it mapped. */
+    if (ftruncate(fd, (off_t)TFO__CACHE_FILE_SIZE) != 0)
+      goto fail;
+  }
+  if (p == MAP_FAILED) {
+    p = mmap(NULL, TFO__CACHE_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+             fd, 0);
+    if (p == MAP_FAILED)
+      goto fail;
+  }
+  if (bad_size || !hdr_ok(p)) {
+    if (!fresh)
+      tfo__log(TFO__LOG_INFO, "cache file %s: %s; rebuilt", shown,
+               bad_size ? "wrong size" : "not a libtfo cache of this version");
+    rebuild(p, !fresh);
+  }
+  flock(fd, LOCK_UN);
+done:
+  tab.hdr = p;
+  tab.slots = (struct tfo__cache_slot *)(tab.hdr + 1);
+  tab.fd = fd;
+  return 0;
+fail:
+  tfo__log(TFO__LOG_ERROR, "cache file %s: cannot set up (%s); using a "
+           "private table", shown, errstr(errno, eb, sizeof(eb)));
+  if (p != MAP_FAILED)
+    munmap(p, TFO__CACHE_FILE_SIZE);
+  if (locked)
+    flock(fd, LOCK_UN);
+  return -1;
+}
+
+static void open_memory(void) {
+  void *p = mmap(NULL, TFO__CACHE_FILE_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+  if (p == MAP_FAILED) /* then we behave as "off" */
+    return;
+  rebuild(p, 0);
+  tab.hdr = p;
+  tab.slots = (struct tfo__cache_slot *)(tab.hdr + 1);
+  tab.fd = -1;
+}
+
+/* Called with rw held exclusive. */
+static void open_table(void) {
+  int fd = -1;
+
+  read_netns();
+  ready = 1;
+  if (tab.hdr != NULL) /* a private table inherited over fork */
+    return;
+  if (mode == MODE_OFF)
+    return;
+  if (mode == MODE_PATH) {
+    snprintf(tab.path, sizeof(tab.path), "%s", spec_path);
+    fd = open_file(AT_FDCWD, spec_path, spec_path);
+  } else {
+    fd = open_default(tab.path, sizeof(tab.path));
+  }
+  if (fd >= 0 && map_file(fd, tab.path) == 0)
+    return;
+  if (fd >= 0)
+    close(fd);
+  tab.path[0] = '\0';
+  open_memory();
+}
+
+/* Returns with rw held shared and the table open. */
+static void enter(void) {
+  pthread_once(&fork_once, register_fork);
+  for (;;) {
+    pthread_rwlock_rdlock(&rw);
+    if (ready)
+      return;
+    pthread_rwlock_unlock(&rw);
+    pthread_rwlock_wrlock(&rw);
+    if (!ready)
+      open_table();
+    pthread_rwlock_unlock(&rw);
+  }
+}
+
+static void leave(void) {
+  pthread_rwlock_unlock(&rw);
+}
+
+/* Takes the writer locks (rw already held shared) and makes sure the file is
+ * still a valid table. 0, or -1 with nothing more held. */
+static int wlock(void) {
+  struct stat sb;
+  int e;
+
+  pthread_mutex_lock(&wmu);
+  if (tab.fd < 0)
+    return 0;
+  if (lock_file(tab.fd, TFO__CACHE_LOCK_TIMEOUT_MS) != 0) {
+    e = errno;
+    pthread_mutex_unlock(&wmu);
+    errno = e;
+    return -1;
+  }
+  /* Someone truncated it (readers elsewhere may already have faulted):
+   * regrow before we touch it, then it is rebuilt below. */
+  if (fstat(tab.fd, &sb) == 0 &&
+      (uint64_t)sb.st_size != TFO__CACHE_FILE_SIZE) {
+    if (ftruncate(tab.fd, (off_t)TFO__CACHE_FILE_SIZE) != 0) {
+      e = errno;
+      flock(tab.fd, LOCK_UN);
+      pthread_mutex_unlock(&wmu);
+      errno = e;
+      return -1;
+    }
+    atomic_store_explicit(&tab.hdr->h[0], 0, memory_order_relaxed);
+  }
+  if (!hdr_ok(tab.hdr)) {
+    tfo__log(TFO__LOG_INFO, "cache file %s: damaged while in use; rebuilt",
+             tab.path);
+    rebuild(tab.hdr, 1);
+  }
+  return 0;
+}
+
+static void wunlock(void) {
+  if (tab.fd >= 0)
+    flock(tab.fd, LOCK_UN);
+  pthread_mutex_unlock(&wmu);
+}
+
+/* --- keys and slots ------------------------------------------------------- */
+
+/* Validates the caller's address; the netns part is filled in later, under
+ * rw, by key_set_ns. */
+static int key_from(const struct sockaddr *sa, socklen_t len, struct key *k) {
+  unsigned char b[16];
+  uint32_t scope = 0;
+
+  memset(k, 0, sizeof(*k));
+  if (sa == NULL || len < (socklen_t)sizeof(sa_family_t)) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (sa->sa_family == AF_INET) {
+    struct sockaddr_in sin;
+
+    if (len < (socklen_t)sizeof(sin)) {
+      errno = EINVAL;
+      return -1;
+    }
+    memcpy(&sin, sa, sizeof(sin));
+    memset(b, 0, 10);
+    b[10] = b[11] = 0xff;
+    memcpy(b + 12, &sin.sin_addr, 4);
+    k->port = sin.sin_port;
+    k->fam = 4;
+  } else if (sa->sa_family == AF_INET6) {
+    struct sockaddr_in6 sin6;
+
+    if (len < (socklen_t)sizeof(sin6)) {
+      errno = EINVAL;
+      return -1;
+    }
+    memcpy(&sin6, sa, sizeof(sin6));
+    memcpy(b, &sin6.sin6_addr, 16);
+    k->port = sin6.sin6_port;
+    /* A v4-mapped destination is the same IPv4 host and path. */
+    k->fam = IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr) ? 4 : 6;
+    /* The scope id tells link-local hosts apart; elsewhere it is noise. */
+    if (IN6_IS_ADDR_LINKLOCAL(&sin6.sin6_addr) ||
+        IN6_IS_ADDR_MC_LINKLOCAL(&sin6.sin6_addr))
+      scope = sin6.sin6_scope_id;
+  } else {
+    errno = EAFNOSUPPORT;
+    return -1;
+  }
+  memcpy(&k->a0, b, 8);
+  memcpy(&k->a1, b + 8, 8);
+  k->ns_aux = (uint64_t)scope << 32;
+  return 0;
+}
+
+static void key_set_ns(struct key *k) {
+  k->ns_ino = ns_ino;
+  k->ns_aux = (k->ns_aux & ~SEQ_MASK) | ns_dev32;
+}
+
+static int key_eq(const struct key *a, const struct key *b) {
+  return a->a0 == b->a0 && a->a1 == b->a1 && a->ns_ino == b->ns_ino &&
+         a->ns_aux == b->ns_aux && a->port == b->port && a->fam == b->fam;
+}
+
+static int same_ns(const struct key *k) {
+  return k->ns_ino == ns_ino && (k->ns_aux & SEQ_MASK) == ns_dev32;
+}
+
+static int is_mapped(uint64_t a0, uint64_t a1) {
+  unsigned char b[16];
+  static const unsigned char pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                        0xff, 0xff};
+
+  memcpy(b, &a0, 8);
+  memcpy(b + 8, &a1, 8);
+  return memcmp(b, pfx, sizeof(pfx)) == 0;
+}
+
+static uint64_t mix(uint64_t x) { /* murmur3's finaliser */
+  x ^= x >> 33;
+  x *= UINT64_C(0xff51afd7ed558ccd);
+  x ^= x >> 33;
+  x *= UINT64_C(0xc4ceb9fe1a85ec53);
+  x ^= x >> 33;
+  return x;
+}
+
+/* Unkeyed on purpose: every process must agree on it, and the destinations
+ * come from local programs, not from whoever might want to flood a window. */
+static uint32_t key_slot(const struct key *k) {
+  uint64_t h = mix(k->a0 ^ UINT64_C(0x9e3779b97f4a7c15));
+
+  h = mix(h ^ k->a1);
+  h = mix(h ^ k->ns_ino);
+  h = mix(h ^ k->ns_aux);
+  h = mix(h ^ ((uint64_t)k->port | (uint64_t)k->fam << 16));
+  return (uint32_t)h & SLOT_MASK;
+}
+
+/* Lockless consistent copy of a slot: 1, or 0 when it kept changing under
+ * us (or a writer died in it). */
+static int slot_read(struct tfo__cache_slot *s, uint64_t w[8]) {
+  uint64_t m;
+  int i, j;
+
+  memset(w, 0, 8 * sizeof(*w));
+  for (i = 0; i < TFO__CACHE_READ_RETRIES; i++) {
+    m = atomic_load_explicit(&s->w[0], memory_order_acquire);
+    if (m & 1) {
+      if (i >= 8)
+        sched_yield(); /* the writer may be preempted: let it finish */
+      continue;
+    }
+    w[0] = m;
+    if (((m >> 48) & 0xff) == 0) /* empty: nothing else matters */
+      return 1;
+    for (j = 1; j < 8; j++)
+      w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&s->w[0], memory_order_relaxed) == m)
+      return 1;
+  }
+  return 0;
+}
+
+/* Writers only (serialised), so a plain copy is consistent. */
+static void slot_peek(struct tfo__cache_slot *s, uint64_t w[8]) {
+  int j;
+
+  for (j = 0; j < 8; j++)
+    w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
+}
+
+static void slot_write(struct tfo__cache_slot *s, const uint64_t w[8]) {
+  uint64_t m = atomic_load_explicit(&s->w[0], memory_order_relaxed);
+  /* Odd while we write; already odd if a writer died here, and then the
+   * final +1 makes it even again. */
+  uint32_t seq = (uint32_t)m | 1u;
+  int j;
+
+  atomic_store_explicit(&s->w[0], (m & ~SEQ_MASK) | seq, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  for (j = 1; j < 8; j++)
+    atomic_store_explicit(&s->w[j], w[j], memory_order_relaxed);
+  atomic_store_explicit(&s->w[0], (w[0] & ~SEQ_MASK) | (uint32_t)(seq + 1u),
+                        memory_order_release);
+}
+
+static void slot_empty(struct tfo__cache_slot *s) {
+  static const uint64_t zero[8];
+
+  slot_write(s, zero);
+}
+
+/* Decodes a slot copy, checking and clamping every field: the file is
+ * shared and may be damaged or forged. 0: empty, unusable or stale, so the
+ * slot is free for reuse. */
+static int decode(const uint64_t w[8], int64_t now, struct entry *e) {
+  uint64_t x = w[7];
+
+  memset(e, 0, sizeof(*e));
+  e->k.fam = (uint8_t)(w[0] >> 48);
+  if ((e->k.fam != 4 && e->k.fam != 6) || (w[0] >> 56) != 0)
+    return 0;
+  e->k.port = (uint16_t)(w[0] >> 32);
+  e->k.a0 = w[1];
+  e->k.a1 = w[2];
+  e->k.ns_ino = w[3];
+  e->k.ns_aux = w[4];
+  if (e->k.fam == 4 && !is_mapped(w[1], w[2]))
+    return 0;
+  e->last = (unsigned)(x >> 56);
+  if (e->last < TFO__EV_DATA_ACKED || e->last > TFO__EV_RESET)
+    return 0;
+  e->updated = (int64_t)w[6];
+  /* From the future: a clock step back or a forgery. Obeying it could
+   * mean skipping TFO forever, so it is dropped. */
+  if (e->updated <= 0 || e->updated > now + TFO__CACHE_CLOCK_SLACK_MS)
+    return 0;
+  if (now - e->updated > TFO__CACHE_MAX_AGE_MS)
+    return 0;
+  e->expires = (int64_t)w[5];
+  if (e->expires < 0)
+    e->expires = 0;
+  if (e->expires > e->updated + TFO__CACHE_TTL_MAX_MS)
+    e->expires = e->updated + TFO__CACHE_TTL_MAX_MS;
+  e->rtt = (uint32_t)x;
+  if (e->rtt > TFO__CACHE_RTT_MAX_US)
+    e->rtt = 0;
+  e->failures = (unsigned)(x >> 32) & 0xffff;
+  if (e->failures > TFO__CACHE_FAILURES_MAX)
+    e->failures = TFO__CACHE_FAILURES_MAX;
+  e->backoff = (unsigned)(x >> 48) & 0xff;
+  if (e->backoff > TFO__CACHE_BACKOFF_MAX)
+    e->backoff = TFO__CACHE_BACKOFF_MAX;
+  return 1;
+}
+
+static void encode(const struct entry *e, uint64_t w[8]) {
+  w[0] = (uint64_t)e->k.port << 32 | (uint64_t)e->k.fam << 48;
+  w[1] = e->k.a0;
+  w[2] = e->k.a1;
+  w[3] = e->k.ns_ino;
+  w[4] = e->k.ns_aux;
+  w[5] = (uint64_t)e->expires;
+  w[6] = (uint64_t)e->updated;
+  w[7] = (uint64_t)e->rtt | (uint64_t)e->failures << 32 |
+         (uint64_t)e->backoff << 48 | (uint64_t)e->last << 56;
+}
+
+static void to_verdict(const struct entry *e, int64_t now,
+                       struct tfo__verdict *v) {
+  v->skip = e->expires > now;
+  v->last = (enum tfo__event)e->last;
+  v->rtt_us = e->rtt;
+  v->failures = e->failures;
+  v->expires_ms = e->expires;
+}
+
+/* --- policy --------------------------------------------------------------- */
+
+static int64_t skip_ttl(unsigned level) {
+  int64_t t = TFO__CACHE_TTL_BASE_MS;
+
+  while (level-- > 0 && t < TFO__CACHE_TTL_MAX_MS)
+    t *= 2;
+  return t < TFO__CACHE_TTL_MAX_MS ? t : TFO__CACHE_TTL_MAX_MS;
+}
+
+static void apply(struct entry *e, enum tfo__event ev, uint32_t rtt,
+                  int64_t now) {
+  int hard = ev == TFO__EV_BLACKHOLE || ev == TFO__EV_RESET;
+
+  /* Any connect that completed measured the path, TFO or plain. Smoothed
+   * like TCP's srtt (gain 1/4), so one slow handshake does not halve the
+   * fallback delay's margin. */
+  if (rtt != 0 && rtt <= TFO__CACHE_RTT_MAX_US)
+    e->rtt = e->rtt ? (uint32_t)(((uint64_t)e->rtt * 3 + rtt) / 4) : rtt;
+  switch (ev) {
+    case TFO__EV_DATA_ACKED:
+      e->failures = 0;
+      e->backoff = 0;
+      e->expires = 0;
+      break;
+    case TFO__EV_COOKIE_GRANTED:
+      /* The option passes both ways, but whether SYN data does is not
+       * known yet: end the failure run, keep the back-off exponent, so a
+       * path that grants cookies yet drops data SYNs cannot reset its own
+       * back-off. Only DATA_ACKED does. */
+      e->failures = 0;
+      e->expires = 0;
+      break;
+    default:
+      if (e->failures < TFO__CACHE_FAILURES_MAX)
+        e->failures++;
+      /* Already skipping: these are connects begun before the skip was
+       * decided. Escalating on them would send a destination to the cap
+       * after one bad burst. */
+      if (e->expires > now)
+        break;
+      if (hard || e->failures >= TFO__CACHE_SOFT_THRESHOLD) {
+        e->expires = now + skip_ttl(e->backoff);
+        if (e->backoff < TFO__CACHE_BACKOFF_MAX)
+          e->backoff++;
+      }
+      break;
+  }
+  e->last = (unsigned)ev;
+  e->updated = now;
+}
+
+/* Lockless search of k's window. The slot index, or -1. */
+static int find(const struct key *k, int64_t now, struct entry *e) {
+  uint32_t h = key_slot(k), i, idx;
+  uint64_t w[8];
+
+  for (i = 0; i < TFO__CACHE_WINDOW; i++) {
+    idx = (h + i) & SLOT_MASK;
+    if (slot_read(&tab.slots[idx], w) && decode(w, now, e) &&
+        key_eq(&e->k, k))
+      return (int)idx;
+  }
+  return -1;
+}
+
+/* --- API ------------------------------------------------------------------ */
+
+int tfo__cache_configure(const char *spec) {
+  int saved = errno;
+  enum mode m = MODE_DEFAULT;
+  char *p = NULL;
+
+  if (spec != NULL && strcmp(spec, "off") == 0) {
+    m = MODE_OFF;
+  } else if (spec != NULL) {
+    /* Relative paths would depend on the cwd at the (lazy) first use. */
+    if (spec[0] != '/') {
+      errno = EINVAL;
+      return -1;
+    }
+    if (strlen(spec) >= PATH_MAX) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    p = strdup(spec);
+    if (p == NULL)
+      return -1;
+    m = MODE_PATH;
+  }
+  pthread_once(&fork_once, register_fork);
+  pthread_rwlock_wrlock(&rw);
+  close_table();
+  free(spec_path);
+  spec_path = p;
+  mode = m;
+  ready = 0;
+  pthread_rwlock_unlock(&rw);
+  errno = saved;
+  return 0;
+}
+
+int tfo__cache_lookup(const struct sockaddr *sa, socklen_t len,
+                      struct tfo__verdict *v) {
+  int saved = errno, idx = -1;
+  struct entry e;
+  struct key k;
+  int64_t now;
+
+  if (key_from(sa, len, &k) != 0)
+    return -1;
+  if (v == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  enter();
+  if (tab.hdr != NULL && hdr_ok(tab.hdr)) {
+    key_set_ns(&k);
+    now = now_ms();
+    idx = find(&k, now, &e);
+    if (idx >= 0)
+      to_verdict(&e, now, v);
+  }
+  leave();
+  if (idx < 0) {
+    errno = ENOENT;
+    return -1;
+  }
+  errno = saved;
+  return 0;
+}
+
+int tfo__cache_record(const struct sockaddr *sa, socklen_t len,
+                      enum tfo__event ev, uint32_t rtt_us) {
+  int saved = errno, e;
+  uint32_t h, i, idx, target = UINT32_MAX, spare = UINT32_MAX,
+                     victim = UINT32_MAX;
+  struct entry cur, best, found;
+  uint64_t w[8];
+  struct key k;
+  int64_t now;
+
+  if (key_from(sa, len, &k) != 0)
+    return -1;
+  if ((int)ev < TFO__EV_DATA_ACKED || (int)ev > TFO__EV_RESET) {
+    errno = EINVAL;
+    return -1;
+  }
+  enter();
+  if (tab.hdr == NULL) { /* off */
+    leave();
+    errno = saved;
+    return 0;
+  }
+  if (wlock() != 0) {
+    e = errno;
+    leave();
+    errno = e;
+    return -1;
+  }
+  key_set_ns(&k);
+  now = now_ms();
+  h = key_slot(&k);
+  memset(&best, 0, sizeof(best));
+  for (i = 0; i < TFO__CACHE_WINDOW; i++) {
+    idx = (h + i) & SLOT_MASK;
+    slot_peek(&tab.slots[idx], w);
+    if ((w[0] & 1) || !decode(w, now, &cur)) {
+      /* A dead writer's slot, garbage or a stale entry: emptied while we
+       * are here, so no unreadable copy of a key outlives its rewrite. */
+      if ((w[0] & 1) || (w[0] & ~SEQ_MASK) != 0)
+        slot_empty(&tab.slots[idx]);
+      if (spare == UINT32_MAX)
+        spare = idx;
+    } else if (key_eq(&cur.k, &k)) {
+      if (target == UINT32_MAX) {
+        target = idx;
+        found = cur;
+      } else { /* cannot happen with serialised writers; heal if it does */
+        slot_empty(&tab.slots[idx]);
+      }
+    } else if (victim == UINT32_MAX ||
+               (cur.expires > now) < (best.expires > now) ||
+               ((cur.expires > now) == (best.expires > now) &&
+                cur.updated < best.updated)) {
+      /* Evict what costs least to forget: an entry not skipping (at worst
+       * one lost RTT or a repeated probe) before one that is (a repeated
+       * blackhole penalty), the least recently updated first. */
+      victim = idx;
+      best = cur;
+    }
+  }
+  if (target == UINT32_MAX) {
+    target = spare != UINT32_MAX ? spare : victim;
+    memset(&found, 0, sizeof(found));
+    found.k = k;
+  }
+  apply(&found, ev, rtt_us, now);
+  encode(&found, w);
+  slot_write(&tab.slots[target], w);
+  wunlock();
+  leave();
+  errno = saved;
+  return 0;
+}
+
+int tfo__cache_forget(const struct sockaddr *sa, socklen_t len) {
+  int saved = errno, e;
+  struct entry cur;
+  uint32_t h, i, idx;
+  uint64_t w[8];
+  struct key k;
+  int64_t now;
+
+  if (key_from(sa, len, &k) != 0)
+    return -1;
+  enter();
+  if (tab.hdr == NULL) {
+    leave();
+    errno = saved;
+    return 0;
+  }
+  if (wlock() != 0) {
+    e = errno;
+    leave();
+    errno = e;
+    return -1;
+  }
+  key_set_ns(&k);
+  now = now_ms();
+  h = key_slot(&k);
+  for (i = 0; i < TFO__CACHE_WINDOW; i++) {
+    idx = (h + i) & SLOT_MASK;
+    slot_peek(&tab.slots[idx], w);
+    if ((w[0] & 1) || (decode(w, now, &cur) && key_eq(&cur.k, &k)))
+      slot_empty(&tab.slots[idx]);
+  }
+  wunlock();
+  leave();
+  errno = saved;
+  return 0;
+}
+
+int tfo__cache_clear(void) {
+  int saved = errno, e;
+  uint32_t i;
+  uint64_t m;
+
+  enter();
+  if (tab.hdr == NULL) {
+    leave();
+    errno = saved;
+    return 0;
+  }
+  if (wlock() != 0) {
+    e = errno;
+    leave();
+    errno = e;
+    return -1;
+  }
+  /* Emptied in place, seq counters kept counting, so concurrent readers
+   * see every slot change; untouched empty slots are not dirtied. */
+  for (i = 0; i < TFO__CACHE_SLOTS; i++) {
+    m = atomic_load_explicit(&tab.slots[i].w[0], memory_order_relaxed);
+    if ((m & ~SEQ_MASK) != 0 || (m & 1) != 0)
+      slot_empty(&tab.slots[i]);
+  }
+  wunlock();
+  leave();
+  errno = saved;
+  return 0;
+}
+
+/* Slots copied per hold of rw, so that cb runs with no lock held. */
+#define FOREACH_BATCH 64u
+
+int tfo__cache_foreach(int (*cb)(const struct sockaddr *sa, socklen_t len,
+                                 const struct tfo__verdict *v, void *arg),
+                       void *arg) {
+  struct entry batch[FOREACH_BATCH];
+  struct tfo__verdict v;
+  uint32_t base, i, n;
+  int saved = errno, rc, stop;
+  uint64_t w[8];
+  int64_t now;
+
+  if (cb == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  for (base = 0; base < TFO__CACHE_SLOTS; base += FOREACH_BATCH) {
+    n = 0;
+    enter();
+    now = now_ms();
+    stop = tab.hdr == NULL || !hdr_ok(tab.hdr);
+    for (i = 0; !stop && i < FOREACH_BATCH; i++)
+      if (slot_read(&tab.slots[base + i], w) && decode(w, now, &batch[n]) &&
+          same_ns(&batch[n].k))
+        n++;
+    leave();
+    if (stop)
+      break;
+    for (i = 0; i < n; i++) {
+      struct entry *e = &batch[i];
+      unsigned char b[16];
+
+      memcpy(b, &e->k.a0, 8);
+      memcpy(b + 8, &e->k.a1, 8);
+      to_verdict(e, now, &v);
+      if (e->k.fam == 4) {
+        struct sockaddr_in sin;
+
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_port = e->k.port;
+        memcpy(&sin.sin_addr, b + 12, 4);
+        rc = cb((const struct sockaddr *)&sin, sizeof(sin), &v, arg);
+      } else {
+        struct sockaddr_in6 sin6;
+
+        memset(&sin6, 0, sizeof(sin6));
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = e->k.port;
+        memcpy(&sin6.sin6_addr, b, 16);
+        sin6.sin6_scope_id = (uint32_t)(e->k.ns_aux >> 32);
+        rc = cb((const struct sockaddr *)&sin6, sizeof(sin6), &v, arg);
+      }
+      if (rc != 0)
+        return rc;
+    }
+  }
+  errno = saved;
+  return 0;
+}
+
+const char *tfo__cache_path(void) {
+  int saved = errno;
+  const char *p;
+
+  enter();
+  p = tab.fd >= 0 && tab.path[0] != '\0' ? tab.path : NULL;
+  leave();
+  errno = saved;
+  return p;
+}

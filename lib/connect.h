@@ -1,0 +1,40 @@
+/* Internals of the client side shared by the API, the shim and libtfo-uv.
+ * SPDX-License-Identifier: MIT */
+#ifndef TFO_CONNECT_H
+#define TFO_CONNECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "tfo.h"
+
+/* The race delay: 3x the destination's RTT when known (a SYN-ACK later than
+ * that is almost surely not coming), else 250 ms (above nearly every real
+ * RTT, a quarter of the kernel's 1 s SYN timeout). Floored so that a LAN's
+ * jitter does not start needless races, capped at the kernel's timeout,
+ * beyond which its own retransmission would win anyway. */
+#define TFO__FALLBACK_UNKNOWN_MS 250
+#define TFO__FALLBACK_RTT_FACTOR 3
+#define TFO__FALLBACK_MIN_MS 20
+#define TFO__FALLBACK_MAX_MS 1000
+
+/* 0 for a usable IPv4/IPv6 address, else -1 with EINVAL (NULL, short) or
+ * EAFNOSUPPORT (another family). */
+int tfo__check_addr(const struct sockaddr *addr, socklen_t addrlen);
+
+/* The automatic race delay for a destination, given the RTT the negative
+ * cache holds for it (0: unknown, then the kernel's tcp_metrics is asked). */
+int tfo__fallback_delay_ms(const struct sockaddr *addr, socklen_t addrlen,
+                           uint32_t cached_rtt_us);
+
+/* Reads what the kernel did with the TFO handshake on fd (which has
+ * completed, or failed), decodes it, and feeds the negative cache when
+ * use_cache. cookie_sent/syn_bytes: what the SYN carried. The one judge of
+ * a TFO attempt for the API, the shim and libtfo-uv. */
+enum tfo_outcome tfo__judge(int fd, const struct sockaddr *addr,
+                            socklen_t addrlen, int cookie_sent,
+                            size_t syn_bytes, int use_cache,
+                            int *client_fail);
+
+#endif

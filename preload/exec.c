@@ -1,0 +1,120 @@
+/* exec: the new program image knows nothing of our table, so a socket that
+ * still holds its SYN would hang a read-first program there. Release every
+ * such SYN before the image is replaced.
+ * SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+extern char **environ;
+
+static void before_exec(void) {
+  int saved = errno;
+
+  tfo__fd_release_all(0);
+  errno = saved;
+}
+
+TFO_SHIM_EXPORT int execve(const char *path, char *const argv[],
+                           char *const envp[]) {
+  before_exec();
+  return tfo__libc()->execve(path, argv, envp);
+}
+
+TFO_SHIM_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
+                             char *const envp[], int flags) {
+  before_exec();
+  return tfo__libc()->execveat(dirfd, path, argv, envp, flags);
+}
+
+TFO_SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
+  before_exec();
+  return tfo__libc()->fexecve(fd, argv, envp);
+}
+
+TFO_SHIM_EXPORT int execvpe(const char *file, char *const argv[],
+                            char *const envp[]) {
+  before_exec();
+  return tfo__libc()->execvpe(file, argv, envp);
+}
+
+TFO_SHIM_EXPORT int execv(const char *path, char *const argv[]) {
+  return execve(path, argv, environ);
+}
+
+TFO_SHIM_EXPORT int execvp(const char *file, char *const argv[]) {
+  return execvpe(file, argv, environ);
+}
+
+/* The execl family, collected into an argv (their arguments end with a
+ * NULL; execle's environment follows it). */
+static char **collect(const char *arg0, va_list ap, char *const **envp) {
+  va_list cp;
+  size_t n = 1, i;
+  char **argv;
+
+  va_copy(cp, ap);
+  while (va_arg(cp, char *) != NULL)
+    n++;
+  va_end(cp);
+  argv = malloc((n + 1) * sizeof(*argv));
+  if (argv == NULL)
+    return NULL;
+  argv[0] = (char *)arg0;
+  for (i = 1; i <= n; i++)
+    argv[i] = va_arg(ap, char *); /* the last one read is the NULL */
+  if (envp != NULL)
+    *envp = va_arg(ap, char *const *);
+  return argv;
+}
+
+TFO_SHIM_EXPORT int execl(const char *path, const char *arg, ...) {
+  va_list ap;
+  char **argv;
+  int rc;
+
+  va_start(ap, arg);
+  argv = collect(arg, ap, NULL);
+  va_end(ap);
+  if (argv == NULL)
+    return -1;
+  rc = execve(path, argv, environ);
+  free(argv);
+  return rc;
+}
+
+TFO_SHIM_EXPORT int execlp(const char *file, const char *arg, ...) {
+  va_list ap;
+  char **argv;
+  int rc;
+
+  va_start(ap, arg);
+  argv = collect(arg, ap, NULL);
+  va_end(ap);
+  if (argv == NULL)
+    return -1;
+  rc = execvpe(file, argv, environ);
+  free(argv);
+  return rc;
+}
+
+TFO_SHIM_EXPORT int execle(const char *path, const char *arg, ...) {
+  va_list ap;
+  char **argv;
+  char *const *envp = NULL;
+  int rc;
+
+  va_start(ap, arg);
+  argv = collect(arg, ap, &envp);
+  va_end(ap);
+  if (argv == NULL)
+    return -1;
+  rc = execve(path, argv, envp);
+  free(argv);
+  return rc;
+}

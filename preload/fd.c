@@ -1,0 +1,117 @@
+/* The fd lifecycle: close, close_range, the dup family, fcntl(F_DUPFD) and
+ * shutdown keep the per-fd table true to the kernel's fd table.
+ * SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* Judges and forgets fd, which is about to be closed (or replaced). */
+static void closing(int fd) {
+  struct tfo__fd *st = tfo__fd_peek(fd);
+
+  if (st == NULL || atomic_load(&st->kind) == FD_NONE) {
+    if (st != NULL)
+      atomic_store(&st->wants_input, 0);
+    return;
+  }
+  tfo__fd_judge(fd, st);
+  tfo__fd_clear(fd);
+}
+
+TFO_SHIM_EXPORT int close(int fd) {
+  closing(fd);
+  return tfo__libc()->close(fd);
+}
+
+TFO_SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags) {
+  unsigned fd;
+
+  /* CLOSE_RANGE_CLOEXEC only marks the fds; they stay open until exec. */
+  if (!(flags & CLOSE_RANGE_CLOEXEC))
+    for (fd = first; fd <= last && fd < (1u << 20); fd++)
+      closing((int)fd);
+  return tfo__libc()->close_range(first, last, flags);
+}
+
+TFO_SHIM_EXPORT int dup(int fd) {
+  int saved, nfd = tfo__libc()->dup(fd);
+
+  if (nfd >= 0) {
+    saved = errno;
+    tfo__fd_copy(fd, nfd);
+    errno = saved;
+  }
+  return nfd;
+}
+
+static int dup_onto(int fd, int nfd, int rc) {
+  int saved = errno;
+
+  if (rc >= 0 && fd != nfd)
+    tfo__fd_copy(fd, nfd);
+  errno = saved;
+  return rc;
+}
+
+TFO_SHIM_EXPORT int dup2(int fd, int nfd) {
+  /* nfd's old socket, if ours, is closed by this call. */
+  if (fd != nfd && fcntl(fd, F_GETFD) >= 0)
+    closing(nfd);
+  return dup_onto(fd, nfd, tfo__libc()->dup2(fd, nfd));
+}
+
+TFO_SHIM_EXPORT int dup3(int fd, int nfd, int flags) {
+  if (fd != nfd && fcntl(fd, F_GETFD) >= 0)
+    closing(nfd);
+  return dup_onto(fd, nfd, tfo__libc()->dup3(fd, nfd, flags));
+}
+
+/* fcntl's third argument is an int or a pointer depending on cmd; passing
+ * it on as a pointer-sized value is what every interposer does and what the
+ * ABI allows. */
+static int do_fcntl(int fd, int cmd, void *arg) {
+  int saved, rc = tfo__libc()->fcntl(fd, cmd, arg);
+
+  if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+    saved = errno;
+    tfo__fd_copy(fd, rc);
+    errno = saved;
+  }
+  return rc;
+}
+
+TFO_SHIM_EXPORT int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  void *arg;
+
+  va_start(ap, cmd);
+  arg = va_arg(ap, void *);
+  va_end(ap);
+  return do_fcntl(fd, cmd, arg);
+}
+
+TFO_SHIM_EXPORT int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  void *arg;
+
+  va_start(ap, cmd);
+  arg = va_arg(ap, void *);
+  va_end(ap);
+  return do_fcntl(fd, cmd, arg);
+}
+
+TFO_SHIM_EXPORT int shutdown(int fd, int how) {
+  struct tfo__fd *st = tfo__fd_peek(fd);
+
+  /* The SYN must leave before a FIN can. */
+  if (st != NULL && atomic_load(&st->kind) == FD_DEFERRED)
+    tfo__fd_release(fd, st);
+  return tfo__libc()->shutdown(fd, how);
+}

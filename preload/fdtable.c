@@ -1,0 +1,170 @@
+/* The shim's per-fd state: a table indexed by fd, in lazily allocated
+ * chunks, read without locks.
+ * SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/tcp.h> /* TCP_SYN_SENT, TCP_CLOSE */
+#include <sys/socket.h>
+
+#include "cache.h"
+#include "connect.h"
+#include "log.h"
+#include "shim.h"
+#include "tcpinfo.h"
+
+/* 2^20 fds covers any RLIMIT_NOFILE a system sets by default; an fd past it
+ * is simply not accelerated. Chunks of 1024 keep a program with a handful
+ * of sockets at one small allocation. */
+#define CHUNK_BITS 10
+#define CHUNK_SIZE (1 << CHUNK_BITS)
+#define MAX_FDS (1 << 20)
+
+static struct tfo__fd *_Atomic chunks[MAX_FDS / CHUNK_SIZE];
+
+_Atomic int tfo__deferred_count;
+struct tfo__shim_stats tfo__stats;
+
+struct tfo__fd *tfo__fd_peek(int fd) {
+  struct tfo__fd *c;
+
+  if ((unsigned)fd >= MAX_FDS)
+    return NULL;
+  c = atomic_load_explicit(&chunks[fd >> CHUNK_BITS], memory_order_acquire);
+  return c != NULL ? &c[fd & (CHUNK_SIZE - 1)] : NULL;
+}
+
+struct tfo__fd *tfo__fd_get(int fd) {
+  struct tfo__fd *c, *expect = NULL;
+
+  if ((unsigned)fd >= MAX_FDS)
+    return NULL;
+  c = atomic_load_explicit(&chunks[fd >> CHUNK_BITS], memory_order_acquire);
+  if (c == NULL) {
+    c = calloc(CHUNK_SIZE, sizeof(*c));
+    if (c == NULL)
+      return NULL;
+    /* Two threads may race to install a chunk: one wins, the other frees. */
+    if (!atomic_compare_exchange_strong(&chunks[fd >> CHUNK_BITS], &expect,
+                                        c)) {
+      free(c);
+      c = expect;
+    }
+  }
+  return &c[fd & (CHUNK_SIZE - 1)];
+}
+
+static void set_kind(struct tfo__fd *st, int kind) {
+  int old = atomic_exchange(&st->kind, kind);
+
+  if (old == FD_DEFERRED && kind != FD_DEFERRED)
+    atomic_fetch_sub(&tfo__deferred_count, 1);
+  else if (old != FD_DEFERRED && kind == FD_DEFERRED)
+    atomic_fetch_add(&tfo__deferred_count, 1);
+}
+
+void tfo__fd_clear(int fd) {
+  struct tfo__fd *st = tfo__fd_peek(fd);
+
+  if (st == NULL || atomic_load(&st->kind) == FD_NONE)
+    return;
+  set_kind(st, FD_NONE);
+  atomic_store(&st->wants_input, 0);
+}
+
+void tfo__fd_copy(int from, int to) {
+  struct tfo__fd *src = tfo__fd_peek(from), *dst;
+  int kind = src != NULL ? atomic_load(&src->kind) : FD_NONE;
+
+  if (kind == FD_NONE) {
+    tfo__fd_clear(to);
+    return;
+  }
+  dst = tfo__fd_get(to);
+  if (dst == NULL)
+    return;
+  dst->cookie_sent = src->cookie_sent;
+  dst->syn_bytes = src->syn_bytes;
+  dst->addrlen = src->addrlen;
+  memcpy(&dst->addr, &src->addr, sizeof(dst->addr));
+  atomic_store(&dst->wants_input, atomic_load(&src->wants_input));
+  /* A copy that is mid-release is already sent for all it matters. */
+  set_kind(dst, kind == FD_RELEASING ? FD_SENT : kind);
+}
+
+void tfo__fd_release(int fd, struct tfo__fd *st) {
+  int expect = FD_DEFERRED;
+  int saved = errno;
+
+  /* Exactly one caller wins the transition and sends. */
+  if (!atomic_compare_exchange_strong(&st->kind, &expect, FD_RELEASING))
+    return;
+  atomic_fetch_sub(&tfo__deferred_count, 1);
+  /* A zero-length send releases the SYN with the cookie and no data; the
+   * server accepts at once and anything it says first comes back. */
+  if (tfo__libc()->send(fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+    tfo__log(TFO__LOG_DEBUG, "fd %d: releasing the SYN: %s", fd,
+             strerror(errno));
+  else
+    tfo__log(TFO__LOG_DEBUG, "fd %d: SYN released before any write", fd);
+  st->syn_bytes = 0;
+  atomic_store(&st->kind, FD_SENT);
+  errno = saved;
+}
+
+void tfo__fd_release_all(int only_wanting_input) {
+  size_t i, j;
+  struct tfo__fd *c;
+
+  if (atomic_load(&tfo__deferred_count) == 0)
+    return;
+  for (i = 0; i < MAX_FDS / CHUNK_SIZE; i++) {
+    c = atomic_load_explicit(&chunks[i], memory_order_acquire);
+    if (c == NULL)
+      continue;
+    for (j = 0; j < CHUNK_SIZE; j++)
+      if (atomic_load(&c[j].kind) == FD_DEFERRED &&
+          (!only_wanting_input || atomic_load(&c[j].wants_input)))
+        tfo__fd_release((int)(i * CHUNK_SIZE + j), &c[j]);
+  }
+}
+
+void tfo__fd_judge(int fd, struct tfo__fd *st) {
+  struct tfo__tcpinfo ti;
+  enum tfo_outcome out;
+  int saved = errno;
+
+  if (atomic_load(&st->kind) != FD_SENT || tfo__tcpinfo_get(fd, &ti) != 0)
+    goto out;
+  /* Closed before the handshake ended: a program's own timeout says
+   * nothing about TFO. */
+  if (ti.state == TCP_SYN_SENT)
+    goto out;
+  if (ti.state == TCP_CLOSE && ti.rtt_us == 0) {
+    /* Never answered by a SYN-ACK, yet closed: reset. Only a SYN that
+     * carried data tells us the path resets TFO (a reset cookie request
+     * is just a closed port). */
+    if (st->cookie_sent && st->syn_bytes > 0)
+      tfo__cache_record((const struct sockaddr *)&st->addr, st->addrlen,
+                        TFO__EV_RESET, 0);
+    goto out;
+  }
+  out = tfo__judge(fd, (const struct sockaddr *)&st->addr, st->addrlen,
+                   st->cookie_sent, st->syn_bytes, 1, NULL);
+  switch (out) {
+    case TFO_OUTCOME_DATA_ACKED:
+      atomic_fetch_add(&tfo__stats.data_acked, 1);
+      break;
+    case TFO_OUTCOME_COOKIE_REQUESTED:
+      atomic_fetch_add(&tfo__stats.cookie_requested, 1);
+      break;
+    default:
+      atomic_fetch_add(&tfo__stats.data_not_acked, 1);
+      break;
+  }
+  tfo__log(TFO__LOG_DEBUG, "fd %d: %s", fd, tfo_outcome_str(out));
+out:
+  errno = saved;
+}

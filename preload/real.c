@@ -1,0 +1,96 @@
+/* Finding libc's own calls behind the shim.
+ * SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "sys.h"
+
+static struct tfo__libc libc;
+static pthread_once_t libc_once = PTHREAD_ONCE_INIT;
+
+/* close_range and execveat are recent in glibc (2.34); older ones lack the
+ * symbol but the kernel has the call. */
+static int sys_close_range(unsigned first, unsigned last, int flags) {
+  return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+static int sys_execveat(int dirfd, const char *path, char *const argv[],
+                        char *const envp[], int flags) {
+  return (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+}
+
+/* Used for a symbol libc does not have at all (never with glibc): the call
+ * fails cleanly instead of jumping to NULL. */
+static long missing(void) {
+  errno = ENOSYS;
+  return -1;
+}
+
+static void *next(const char *name, void *fallback) {
+  void *p = dlsym(RTLD_NEXT, name);
+  return p != NULL ? p : fallback;
+}
+
+#define RESOLVE(member, name, fallback)                                        \
+  *(void **)&libc.member = next(name, (void *)(fallback))
+
+static void resolve(void) {
+  int saved = errno;
+
+  RESOLVE(connect, "connect", missing);
+  RESOLVE(listen, "listen", missing);
+  RESOLVE(close, "close", missing);
+  RESOLVE(close_range, "close_range", sys_close_range);
+  RESOLVE(dup, "dup", missing);
+  RESOLVE(dup2, "dup2", missing);
+  RESOLVE(dup3, "dup3", missing);
+  RESOLVE(fcntl, "fcntl", missing);
+  RESOLVE(read, "read", missing);
+  RESOLVE(readv, "readv", missing);
+  RESOLVE(recv, "recv", missing);
+  RESOLVE(recvfrom, "recvfrom", missing);
+  RESOLVE(recvmsg, "recvmsg", missing);
+  RESOLVE(write, "write", missing);
+  RESOLVE(writev, "writev", missing);
+  RESOLVE(send, "send", missing);
+  RESOLVE(sendto, "sendto", missing);
+  RESOLVE(sendmsg, "sendmsg", missing);
+  RESOLVE(sendfile, "sendfile", missing);
+  RESOLVE(splice, "splice", missing);
+  RESOLVE(shutdown, "shutdown", missing);
+  RESOLVE(getpeername, "getpeername", missing);
+  RESOLVE(poll, "poll", missing);
+  RESOLVE(ppoll, "ppoll", missing);
+  RESOLVE(select, "select", missing);
+  RESOLVE(pselect, "pselect", missing);
+  RESOLVE(epoll_ctl, "epoll_ctl", missing);
+  RESOLVE(epoll_wait, "epoll_wait", missing);
+  RESOLVE(epoll_pwait, "epoll_pwait", missing);
+  RESOLVE(execve, "execve", missing);
+  RESOLVE(execveat, "execveat", sys_execveat);
+  RESOLVE(fexecve, "fexecve", missing);
+  RESOLVE(execvpe, "execvpe", missing);
+  RESOLVE(read_chk, "__read_chk", missing);
+  RESOLVE(recv_chk, "__recv_chk", missing);
+  RESOLVE(recvfrom_chk, "__recvfrom_chk", missing);
+  RESOLVE(poll_chk, "__poll_chk", missing);
+
+  /* Library code running inside the shim must reach libc, not us. */
+  tfo__sys.connect = libc.connect;
+  tfo__sys.sendmsg = libc.sendmsg;
+  tfo__sys.close = libc.close;
+  tfo__sys.poll = libc.poll;
+  tfo__sys.fcntl = libc.fcntl;
+  errno = saved;
+}
+
+const struct tfo__libc *tfo__libc(void) {
+  pthread_once(&libc_once, resolve);
+  return &libc;
+}

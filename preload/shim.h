@@ -1,0 +1,168 @@
+/* libtfo_preload.so internals.
+ *
+ * How the shim works (libtfo_preload.8 says it for users):
+ * - connect() on an IPv4/IPv6 TCP socket sets TCP_FASTOPEN_CONNECT before
+ *   the real connect, unless the negative cache says the destination breaks
+ *   TFO. With a cookie the kernel then defers the SYN to the first write,
+ *   which carries the data; without one it asks for a cookie.
+ * - The shim repairs what deferral breaks: a read (or a wait for input)
+ *   before any write releases the SYN with a zero-length send, so
+ *   server-speaks-first protocols never hang; getpeername() answers with the
+ *   destination while the SYN is held back.
+ * - When the socket is closed, what the kernel did is judged once and fed
+ *   to the negative cache (lib/), so the next connection, in this process
+ *   or another, skips a broken path.
+ * - listen() gives TCP listeners a TFO queue.
+ * Anything that is not an IPv4/IPv6 TCP stream socket passes straight
+ * through, and errno is preserved on every path.
+ *
+ * SPDX-License-Identifier: MIT */
+#ifndef TFO_SHIM_H
+#define TFO_SHIM_H
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <signal.h>
+
+#include "filter.h"
+
+/* The intercepted calls are the only symbols the shim exports (shim.map). */
+#define TFO_SHIM_EXPORT __attribute__((visibility("default")))
+
+/* --- libc ------------------------------------------------------------- */
+
+/* The real libc entry points, found with dlsym(RTLD_NEXT) on first use. */
+struct tfo__libc {
+  int (*connect)(int, const struct sockaddr *, socklen_t);
+  int (*listen)(int, int);
+  int (*close)(int);
+  int (*close_range)(unsigned, unsigned, int);
+  int (*dup)(int);
+  int (*dup2)(int, int);
+  int (*dup3)(int, int, int);
+  int (*fcntl)(int, int, ...);
+  ssize_t (*read)(int, void *, size_t);
+  ssize_t (*readv)(int, const struct iovec *, int);
+  ssize_t (*recv)(int, void *, size_t, int);
+  ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *,
+                      socklen_t *);
+  ssize_t (*recvmsg)(int, struct msghdr *, int);
+  ssize_t (*write)(int, const void *, size_t);
+  ssize_t (*writev)(int, const struct iovec *, int);
+  ssize_t (*send)(int, const void *, size_t, int);
+  ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *,
+                    socklen_t);
+  ssize_t (*sendmsg)(int, const struct msghdr *, int);
+  ssize_t (*sendfile)(int, int, off_t *, size_t);
+  ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned);
+  int (*shutdown)(int, int);
+  int (*getpeername)(int, struct sockaddr *, socklen_t *);
+  int (*poll)(struct pollfd *, nfds_t, int);
+  int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *,
+               const sigset_t *);
+  int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+  int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+                 const sigset_t *);
+  int (*epoll_ctl)(int, int, int, struct epoll_event *);
+  int (*epoll_wait)(int, struct epoll_event *, int, int);
+  int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+  int (*execve)(const char *, char *const[], char *const[]);
+  int (*execveat)(int, const char *, char *const[], char *const[], int);
+  int (*fexecve)(int, char *const[], char *const[]);
+  int (*execvpe)(const char *, char *const[], char *const[]);
+  ssize_t (*read_chk)(int, void *, size_t, size_t);
+  ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
+  ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *,
+                          socklen_t *);
+  int (*poll_chk)(struct pollfd *, nfds_t, int, size_t);
+};
+
+/* Resolves lazily behind a once-guard: resolving in a constructor would run
+ * before other libraries are ready and cost every program that never makes a
+ * socket. Never leaves a member NULL: an unresolvable symbol falls back to
+ * the system call. Also points lib/'s syscall table (sys.h) at libc, so
+ * library code called from the shim never re-enters the shim. */
+const struct tfo__libc *tfo__libc(void);
+
+/* glibc's _FORTIFY_SOURCE entry points, which it does not declare. */
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+                       struct sockaddr *sa, socklen_t *len);
+int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
+
+/* --- configuration ---------------------------------------------------- */
+
+/* The shim's settings, read from the environment once (libtfo_preload.8). */
+struct tfo__shim_config {
+  int disabled; /* LIBTFO_DISABLE=1: step aside entirely */
+  int client;   /* LIBTFO_CLIENT: accelerate outgoing connections */
+  int server;   /* LIBTFO_SERVER: give listeners TCP_FASTOPEN */
+  int qlen;     /* LIBTFO_QLEN: the TFO queue length given to listeners */
+  int stats;    /* LIBTFO_STATS: one summary line at exit */
+  struct tfo__ports ports;       /* LIBTFO_PORTS */
+  struct tfo__prefixes exclude;  /* LIBTFO_EXCLUDE */
+};
+
+#define TFO__SHIM_DEFAULT_QLEN 256
+
+const struct tfo__shim_config *tfo__shim_config(void);
+
+/* --- per-fd state ----------------------------------------------------- */
+
+enum tfo__fd_kind {
+  FD_NONE = 0,   /* not ours: every call passes straight through */
+  FD_DEFERRED,   /* TFO connect with a cookie: no SYN sent yet */
+  FD_RELEASING,  /* one thread is sending the first bytes right now */
+  FD_SENT,       /* the SYN left; judged at close */
+};
+
+struct tfo__fd {
+  _Atomic int kind;      /* enum tfo__fd_kind */
+  _Atomic int wants_input; /* registered with epoll for input while held */
+  int cookie_sent;       /* the SYN carries (or will carry) a cookie */
+  size_t syn_bytes;      /* data handed over with the SYN */
+  socklen_t addrlen;
+  struct sockaddr_in6 addr; /* the destination (fits IPv4 too) */
+};
+
+/* The entry for fd, or NULL when fd is out of range or its chunk was never
+ * needed. Cost on the hot path: a bounds check and a load. */
+struct tfo__fd *tfo__fd_peek(int fd);
+/* The entry for fd, allocating its chunk; NULL when fd is out of range or
+ * memory is short (then the shim steps aside for that fd). */
+struct tfo__fd *tfo__fd_get(int fd);
+/* Forget fd (it was closed). */
+void tfo__fd_clear(int fd);
+/* fd `to` now refers to the same socket as `from` (dup family). */
+void tfo__fd_copy(int from, int to);
+
+/* How many fds are FD_DEFERRED: the poll family skips its scan when none. */
+extern _Atomic int tfo__deferred_count;
+
+/* Sends the SYN of a deferred socket now (zero-length send: cookie, no
+ * data), for callers about to wait for input. Idempotent, thread-safe. */
+void tfo__fd_release(int fd, struct tfo__fd *st);
+/* tfo__fd_release for every deferred fd, or only those whose
+ * wants_input is set. */
+void tfo__fd_release_all(int only_wanting_input);
+
+/* Judges a tracked socket that is being closed and feeds the cache. */
+void tfo__fd_judge(int fd, struct tfo__fd *st);
+
+/* --- statistics (LIBTFO_STATS=1) -------------------------------------- */
+
+struct tfo__shim_stats {
+  _Atomic unsigned long attempts, data_acked, cookie_requested,
+      data_not_acked, fallbacks, skipped, disabled;
+};
+extern struct tfo__shim_stats tfo__stats;
+
+#endif

@@ -1,0 +1,30 @@
+#!/bin/bash
+# The ABI is exactly what the headers promise: libtfo exports only tfo_
+# names, libtfo-uv only tfo_uv_ names, and the shim only the libc calls it
+# intercepts. Anything else leaking out would become ABI by accident.
+set -u
+lib="$top_builddir/lib/.libs"
+pre="$top_builddir/preload/.libs"
+fail=0
+
+exports() { nm -D --defined-only "$1" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sed 's/@.*//' | sort -u; }
+
+check() { # FILE REGEX WHAT
+  local f=$1 re=$2 what=$3 bad n
+  if [ ! -e "$f" ]; then echo "SKIP $what: $f not built"; return 0; fi
+  n=$(exports "$f" | wc -l)
+  bad=$(exports "$f" | grep -Ev "$re" || true)
+  if [ -n "$bad" ]; then
+    echo "FAIL $what exports names outside $re:"; echo "$bad" | sed 's/^/  /'
+    fail=1
+  else
+    echo "PASS $what: $n exported symbols, all match $re"
+  fi
+}
+
+[ -e "$lib/libtfo.so" ] || { echo "FAIL libtfo.so not built"; exit 1; }
+check "$lib/libtfo.so" '^tfo_' libtfo.so
+[ "$(exports "$lib/libtfo.so" | grep -c '^tfo_version$')" = 1 ] || { echo "FAIL tfo_version not exported"; fail=1; }
+check "$lib/libtfo-uv.so" '^tfo_uv_' libtfo-uv.so
+check "$pre/libtfo_preload.so" '^(connect|listen|close|close_range|dup[23]?|fcntl(64)?|read|readv|recv|recvfrom|recvmsg|write|writev|send|sendto|sendmsg|sendfile(64)?|splice|getpeername|poll|ppoll|select|pselect|epoll_wait|epoll_pwait|epoll_ctl|shutdown|exec(ve|veat|vpe|v|vp|l|lp|le)|fexecve|__[a-z0-9_]+_chk)$' libtfo_preload.so
+exit $fail
