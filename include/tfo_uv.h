@@ -57,9 +57,12 @@ TFO_EXTERN int tfo_uv_connect_ex(uv_connect_t *req, uv_tcp_t *handle,
 TFO_EXTERN int tfo_uv_result(const uv_tcp_t *handle, struct tfo_result *result);
 
 /* uv_listen on a bound handle (uv_tcp_bind) whose socket first gets
- * TCP_FASTOPEN with a queue of qlen (>= 1; the kernel caps it at
- * somaxconn) pending Fast Open connections. Accept with uv_accept as
- * usual. 0, or a negative UV_E* error and the handle does not listen. */
+ * TCP_FASTOPEN: a queue of qlen pending Fast Open connections (0:
+ * TFO_LISTEN_QLEN_DEFAULT; the kernel caps it at somaxconn). Accept with
+ * uv_accept as usual; tfo_info answers for the listener and for accepted
+ * sockets. A kernel without server TFO gets a plain listener, as with
+ * tfo_listen. 0, or a negative UV_E* error and the handle does not
+ * listen. */
 TFO_EXTERN int tfo_uv_listen(uv_tcp_t *handle, int backlog, int qlen,
                              uv_connection_cb cb);
 

@@ -88,6 +88,7 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   memcpy(&st->addr, sa, len < sizeof(st->addr) ? len : sizeof(st->addr));
   st->addrlen = len < sizeof(st->addr) ? len : sizeof(st->addr);
   st->syn_bytes = 0;
+  atomic_store(&st->input_since, 0);
 
   errno = saved;
   rc = libc->connect(fd, sa, len);

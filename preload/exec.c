@@ -16,7 +16,7 @@ extern char **environ;
 static void before_exec(void) {
   int saved = errno;
 
-  tfo__fd_release_all(0);
+  tfo__fd_release_all();
   errno = saved;
 }
 

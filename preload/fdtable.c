@@ -72,6 +72,7 @@ void tfo__fd_clear(int fd) {
     return;
   set_kind(st, FD_NONE);
   atomic_store(&st->wants_input, 0);
+  atomic_store(&st->input_since, 0);
 }
 
 void tfo__fd_copy(int from, int to) {
@@ -90,6 +91,7 @@ void tfo__fd_copy(int from, int to) {
   dst->addrlen = src->addrlen;
   memcpy(&dst->addr, &src->addr, sizeof(dst->addr));
   atomic_store(&dst->wants_input, atomic_load(&src->wants_input));
+  atomic_store(&dst->input_since, atomic_load(&src->input_since));
   /* A copy that is mid-release is already sent for all it matters. */
   set_kind(dst, kind == FD_RELEASING ? FD_SENT : kind);
 }
@@ -114,21 +116,60 @@ void tfo__fd_release(int fd, struct tfo__fd *st) {
   errno = saved;
 }
 
-void tfo__fd_release_all(int only_wanting_input) {
+/* Visits every deferred fd; the scan runs only while some fd is deferred,
+ * which lasts from a connect to its first write. */
+static int each_deferred(int (*fn)(int fd, struct tfo__fd *st, void *arg),
+                         void *arg) {
   size_t i, j;
   struct tfo__fd *c;
+  int left = -1, r;
 
   if (atomic_load(&tfo__deferred_count) == 0)
-    return;
+    return -1;
   for (i = 0; i < MAX_FDS / CHUNK_SIZE; i++) {
     c = atomic_load_explicit(&chunks[i], memory_order_acquire);
     if (c == NULL)
       continue;
-    for (j = 0; j < CHUNK_SIZE; j++)
-      if (atomic_load(&c[j].kind) == FD_DEFERRED &&
-          (!only_wanting_input || atomic_load(&c[j].wants_input)))
-        tfo__fd_release((int)(i * CHUNK_SIZE + j), &c[j]);
+    for (j = 0; j < CHUNK_SIZE; j++) {
+      if (atomic_load(&c[j].kind) != FD_DEFERRED)
+        continue;
+      r = fn((int)(i * CHUNK_SIZE + j), &c[j], arg);
+      if (r >= 0 && (left < 0 || r < left))
+        left = r;
+    }
   }
+  return left;
+}
+
+static int release_one(int fd, struct tfo__fd *st, void *arg) {
+  (void)arg;
+  tfo__fd_release(fd, st);
+  return -1;
+}
+
+void tfo__fd_release_all(void) {
+  each_deferred(release_one, NULL);
+}
+
+struct grace_arg {
+  int (*grace)(int fd, struct tfo__fd *st, int64_t now);
+  int64_t now;
+};
+
+static int grace_one(int fd, struct tfo__fd *st, void *arg) {
+  struct grace_arg *g = arg;
+
+  if (!atomic_load(&st->wants_input))
+    return -1;
+  return g->grace(fd, st, g->now);
+}
+
+int tfo__fd_wanting_input_grace(int (*grace)(int fd, struct tfo__fd *st,
+                                             int64_t now),
+                                int64_t now) {
+  struct grace_arg g = {grace, now};
+
+  return each_deferred(grace_one, &g);
 }
 
 void tfo__fd_judge(int fd, struct tfo__fd *st) {

@@ -24,6 +24,7 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -127,6 +128,7 @@ enum tfo__fd_kind {
 struct tfo__fd {
   _Atomic int kind;      /* enum tfo__fd_kind */
   _Atomic int wants_input; /* registered with epoll for input while held */
+  _Atomic int64_t input_since; /* when a wait for input first saw it held */
   int cookie_sent;       /* the SYN carries (or will carry) a cookie */
   size_t syn_bytes;      /* data handed over with the SYN */
   socklen_t addrlen;
@@ -150,9 +152,13 @@ extern _Atomic int tfo__deferred_count;
 /* Sends the SYN of a deferred socket now (zero-length send: cookie, no
  * data), for callers about to wait for input. Idempotent, thread-safe. */
 void tfo__fd_release(int fd, struct tfo__fd *st);
-/* tfo__fd_release for every deferred fd, or only those whose
- * wants_input is set. */
-void tfo__fd_release_all(int only_wanting_input);
+/* tfo__fd_release for every deferred fd (before exec). */
+void tfo__fd_release_all(void);
+/* Calls grace(fd, st, now) for every deferred fd some epoll set waits on
+ * for input, and returns the smallest non-negative answer (-1: none). */
+int tfo__fd_wanting_input_grace(int (*grace)(int fd, struct tfo__fd *st,
+                                             int64_t now),
+                                int64_t now);
 
 /* Judges a tracked socket that is being closed and feeds the cache. */
 void tfo__fd_judge(int fd, struct tfo__fd *st);

@@ -12,6 +12,7 @@
 
 set -eu
 LAB_SH=$(cd -- "$(dirname -- "$0")" && pwd)/lab.sh
+# shellcheck source=lab.sh
 . "$LAB_SH"
 lab_require
 

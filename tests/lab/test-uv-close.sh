@@ -60,7 +60,7 @@ closing() {
   if [ -n "$VALGRIND" ]; then
     rc=0
     lab_c "$top_builddir/libtool" --mode=execute valgrind -q \
-      --leak-check=full --errors-for-leak-kinds=definite,indirect \
+      --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
       --error-exitcode=3 "$LAB_BIN/uv-close" "$@" "$DST" "$PORT" \
       >"$LAB_DIR/vg.out" 2>&1 || rc=$?
     lab_check "$label: valgrind clean (exit $rc$( [ "$rc" = 0 ] || { echo; cat "$LAB_DIR/vg.out"; }))" \

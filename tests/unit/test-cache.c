@@ -1427,8 +1427,18 @@ static void *reader_work(void *arg) {
   struct tfo__verdict v;
   long i, seen[2] = {0, 0}, torn = 0;
 
+  struct timespec t0, t;
+
   (void)arg;
-  for (i = 0; i < 200000; i++) {
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  /* At least 100000 reads, on until both states were seen (the writer may
+   * start late), for at most 20 s. */
+  for (i = 0;; i++) {
+    if (i >= 100000 && ((seen[0] && seen[1]) || (i & 1023) == 0)) {
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      if ((seen[0] && seen[1]) || t.tv_sec - t0.tv_sec > 20)
+        break;
+    }
     if (look(SA(a), &v) != 0)
       continue;
     if (v.last == TFO__EV_DATA_ACKED && v.failures == 0 &&

@@ -127,6 +127,7 @@ static void on_connection(uv_stream_t *l, int status) {
   struct peer *p;
   uv_os_fd_t fd;
   struct tcp_info ti;
+  struct tfo_info info;
   socklen_t len = sizeof(ti);
 
   assert_int_equal(status, 0);
@@ -137,9 +138,13 @@ static void on_connection(uv_stream_t *l, int status) {
   p->tcp.data = p;
   assert_int_equal(uv_accept(l, (uv_stream_t *)&p->tcp), 0);
   assert_int_equal(uv_fileno((uv_handle_t *)&p->tcp, &fd), 0);
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-      (ti.tcpi_options & 32 /* TCPI_OPT_SYN_DATA */))
+  assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+  if (ti.tcpi_options & 32 /* TCPI_OPT_SYN_DATA */)
     s->syn_data++;
+  /* An accepted socket is an ordinary one: tfo_info answers for it. */
+  assert_int_equal(tfo_info(fd, &info), 0);
+  assert_int_equal(info.listener, 0);
+  assert_int_equal(info.syn_data, (ti.tcpi_options & 32) != 0);
   assert_int_equal(
       uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_peer_read), 0);
   if (++s->accepted == s->max)
@@ -148,6 +153,7 @@ static void on_connection(uv_stream_t *l, int status) {
 
 static void server_start(uv_loop_t *loop, struct server *s, int max) {
   struct sockaddr_in a = loopback(0);
+  struct tfo_info info;
   uv_os_fd_t fd;
   int qlen = 0;
   socklen_t len = sizeof(qlen);
@@ -162,6 +168,9 @@ static void server_start(uv_loop_t *loop, struct server *s, int max) {
   assert_int_equal(uv_fileno((uv_handle_t *)&s->listener, &fd), 0);
   assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, &len), 0);
   assert_int_equal(qlen, 64);
+  assert_int_equal(tfo_info(fd, &info), 0);
+  assert_int_equal(info.listener, 1);
+  assert_int_equal(info.qlen, 64);
   s->port = local_port(fd);
 }
 
@@ -182,6 +191,7 @@ struct client {
   int fds_at_close;    /* open fds when the timer closed the handle */
   struct tfo_result result;
   int result_err;
+  enum tfo_outcome info_outcome;
   uint64_t t0, t_cb;
 };
 
@@ -225,11 +235,17 @@ static void on_resp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
  * answer with uv_read_start: the handle is an ordinary uv_tcp_t now. */
 static void on_connect_talk(uv_connect_t *req, int status) {
   struct client *c = req->data;
+  struct tfo_info info;
+  uv_os_fd_t fd;
   uv_buf_t b;
 
   on_connect_count(req, status);
   assert_int_equal(status, 0);
   c->result_err = tfo_uv_result(&c->tcp, &c->result);
+  /* libtfo's own registry knows the socket too. */
+  assert_int_equal(uv_fileno((uv_handle_t *)&c->tcp, &fd), 0);
+  assert_int_equal(tfo_info(fd, &info), 0);
+  c->info_outcome = info.outcome;
   b = uv_buf_init(c->more, (unsigned)strlen(c->more));
   assert_int_equal(uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, NULL), 0);
   assert_int_equal(
@@ -282,6 +298,7 @@ static void connect_sends_then_handle_is_ordinary(void **state) {
   assert_string_equal(c.resp, "OK 13\n"); /* bufs, then the uv_write */
   assert_int_equal(c.result_err, 0);
   assert_true(valid_outcome(c.result.outcome));
+  assert_int_equal(c.info_outcome, c.result.outcome);
   assert_int_equal(c.result.bytes_sent, 10);
   assert_true(c.result.syn_bytes <= 10);
   assert_int_equal(s.accepted, 1);
@@ -566,6 +583,26 @@ static void many_concurrent_on_one_loop(void **state) {
   assert_int_equal(count_fds(), fds);
 }
 
+static void listen_default_qlen(void **state) {
+  struct sockaddr_in a = loopback(0);
+  struct tfo_info info;
+  uv_loop_t loop;
+  uv_tcp_t l;
+  uv_os_fd_t fd;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(uv_tcp_init(&loop, &l), 0);
+  assert_int_equal(uv_tcp_bind(&l, (const struct sockaddr *)&a, 0), 0);
+  assert_int_equal(tfo_uv_listen(&l, 16, 0, on_connection), 0);
+  assert_int_equal(uv_fileno((uv_handle_t *)&l, &fd), 0);
+  assert_int_equal(tfo_info(fd, &info), 0);
+  assert_int_equal(info.listener, 1);
+  assert_int_equal(info.qlen, TFO_LISTEN_QLEN_DEFAULT);
+  uv_close((uv_handle_t *)&l, NULL);
+  run_and_close(&loop);
+}
+
 static void bad_input(void **state) {
   struct tfo_connect_opts o = {0};
   struct tfo_result r;
@@ -602,7 +639,7 @@ static void bad_input(void **state) {
   /* A handle that has a socket already is not ours to connect. */
   assert_int_equal(uv_tcp_init_ex(&loop, &bound, AF_INET), 0);
   assert_int_equal(tfo_uv_connect(&req, &bound, sa, &b, 1, NULL), UV_EINVAL);
-  assert_int_equal(tfo_uv_listen(&tcp, 16, 0, (uv_connection_cb)1),
+  assert_int_equal(tfo_uv_listen(&tcp, 16, -1, (uv_connection_cb)1),
                    UV_EINVAL);
   /* Not bound: no socket to set TCP_FASTOPEN on. */
   assert_int_equal(tfo_uv_listen(&tcp, 16, 16, (uv_connection_cb)1),
@@ -622,6 +659,7 @@ static void bad_input(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(bad_input),
+      cmocka_unit_test(listen_default_qlen),
       cmocka_unit_test(connect_sends_then_handle_is_ordinary),
       cmocka_unit_test(refused_reports_through_the_callback),
       cmocka_unit_test(close_before_synack),
