@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,7 +164,7 @@ static int serve(struct client *c) {
   char method[16], target[256], version[16], value[32], body[256];
   size_t hl, total;
   long clen = 0;
-  int keep, first, early, status;
+  int keep, early, status;
   const char *reason;
 
   while ((hl = head_len(c->buf, c->len)) > 0) {
@@ -194,7 +193,6 @@ static int serve(struct client *c) {
     if (header(c->buf, hl, "Connection", value, sizeof(value)) == 0)
       keep = strcasecmp(value, "close") != 0 &&
              (keep || strcasecmp(value, "keep-alive") == 0);
-    first = c->nreq == 0;
     /* Early: it starts among the bytes that were queued at accept, which
      * hold the SYN's data; pipelined requests there are early too. */
     early = c->offset < c->early;
@@ -253,7 +251,8 @@ static void accept_one(int lfd) {
   static unsigned long nconn;
   char host[INET6_ADDRSTRLEN] = "?";
   struct client *c = NULL;
-  int fd, i, queued = 0;
+  ssize_t queued;
+  int fd, i;
 
   fd = accept(lfd, (struct sockaddr *)&ss, &sl);
   if (fd < 0)
@@ -272,9 +271,12 @@ static void accept_one(int lfd) {
   c->offset = 0;
   /* Everything queued now counts as early: the SYN's data is in it (the
    * kernel queues it before accept can return the connection), and maybe a
-   * little more, which only makes us more careful. */
-  if (info.syn_data && ioctl(fd, FIONREAD, &queued) == 0 && queued > 0)
-    c->early = (size_t)queued;
+   * little more, which only makes us more careful. Peeked, since FIONREAD
+   * says 0 until the handshake completes, which it need not have yet. */
+  if (info.syn_data) {
+    queued = recv(fd, c->buf, sizeof(c->buf), MSG_PEEK | MSG_DONTWAIT);
+    c->early = queued > 0 ? (size_t)queued : 1;
+  }
   c->tfo_child = info.tfo_child;
   c->conn = ++nconn;
   c->nreq = 0;

@@ -40,9 +40,9 @@ struct conn {
   uv_write_t wr;
   long id;
   size_t bytes;
-  int http;       /* the request is HTTP: answer after the blank line */
-  int crlf;       /* HTTP: how much of "\r\n\r\n" was just seen */
-  char tail[10];  /* the last bytes of the first line: " HTTP/1.1\r"? */
+  int http;      /* the request is HTTP: answer after the blank line */
+  int crlf;      /* HTTP: how much of "\r\n\r\n" was just seen */
+  char tail[10]; /* the last bytes of the first line: " HTTP/1.1\r"? */
   int syn_data;
   char resp[160];
 };
@@ -104,8 +104,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 }
 
 static int is_http(const struct conn *c) {
-  return c->bytes > sizeof(c->tail) &&
-         memcmp(c->tail, " HTTP/1.", 8) == 0 && c->tail[9] == '\r';
+  return c->bytes > sizeof(c->tail) && memcmp(c->tail, " HTTP/1.", 8) == 0 &&
+         c->tail[9] == '\r';
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {

@@ -2,9 +2,12 @@
  * file format).
  *
  * Locking, from the outside in:
- *  - `rw` (in-process rwlock) guards the table handle and configuration:
- *    every operation holds it shared, (re)opening and configure hold it
- *    exclusive, so a mapping is never unmapped under a reader.
+ *  - `rw` (in-process reader/writer lock) guards the table handle and the
+ *    configuration: every operation holds it shared, (re)opening and
+ *    configure hold it exclusive, so a mapping is never unmapped under a
+ *    reader. It is a word of C11 atomics rather than a pthread_rwlock so
+ *    that a fork child can simply reset it (glibc's rwlock remembers the
+ *    writer's tid, which the child does not have).
  *  - `wmu` (in-process mutex) then flock(LOCK_EX) on the file serialise
  *    writers; flock alone would not, as threads share the open file
  *    description. Readers take neither: each slot is a seqlock.
@@ -14,6 +17,9 @@
  * SPDX-License-Identifier: MIT */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
+#ifndef _GNU_SOURCE /* secure_getenv, GNU strerror_r */
+#define _GNU_SOURCE
 #endif
 
 #include <errno.h>
@@ -70,11 +76,11 @@ enum mode { MODE_DEFAULT, MODE_OFF, MODE_PATH };
 struct table {
   struct tfo__cache_hdr *hdr; /* NULL: off (or no memory at all) */
   struct tfo__cache_slot *slots;
-  int fd;                     /* -1: private memory table */
-  char path[PATH_MAX];        /* file in use, "" for memory */
+  int fd;              /* -1: private memory table */
+  char path[PATH_MAX]; /* file in use, "" for memory */
 };
 
-static pthread_rwlock_t rw = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+static _Atomic unsigned rw; /* readers | RW_WRITER */
 static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static enum mode mode = MODE_DEFAULT;
@@ -94,6 +100,61 @@ static int64_t now_ms(void) {
   return tfo__cache_clock_ms();
 }
 
+/* --- the in-process lock -------------------------------------------------- */
+
+#define RW_WRITER 0x80000000u
+
+/* Waits are short (a lookup) or rare (configure, reopen after fork): yield
+ * first, then sleep so a long open does not burn a CPU per waiter. */
+static void rw_wait(unsigned *n) {
+  struct timespec ts = {0, 50000};
+
+  if (++*n < 64)
+    sched_yield();
+  else
+    nanosleep(&ts, NULL);
+}
+
+static void rd_lock(void) {
+  unsigned s, n = 0;
+
+  for (;;) {
+    s = atomic_load_explicit(&rw, memory_order_relaxed);
+    if (!(s & RW_WRITER) &&
+        atomic_compare_exchange_weak_explicit(
+            &rw, &s, s + 1, memory_order_acquire, memory_order_relaxed))
+      return;
+    if (s & RW_WRITER)
+      rw_wait(&n);
+  }
+}
+
+static void rd_unlock(void) {
+  atomic_fetch_sub_explicit(&rw, 1, memory_order_release);
+}
+
+/* Writer-preferring: once the bit is set no new reader enters, so a stream
+ * of lookups cannot starve a reopen. */
+static void wr_lock(void) {
+  unsigned s, n = 0;
+
+  for (;;) {
+    s = atomic_load_explicit(&rw, memory_order_relaxed);
+    if (!(s & RW_WRITER) &&
+        atomic_compare_exchange_weak_explicit(
+            &rw, &s, s | RW_WRITER, memory_order_acquire, memory_order_relaxed))
+      break;
+    rw_wait(&n);
+  }
+  n = 0;
+  while (atomic_load_explicit(&rw, memory_order_acquire) != RW_WRITER)
+    rw_wait(&n);
+}
+
+static void wr_unlock(void) {
+  atomic_fetch_and_explicit(&rw, ~RW_WRITER, memory_order_release);
+}
+
 /* --- fork ----------------------------------------------------------------- */
 
 static void close_table(void) {
@@ -110,22 +171,16 @@ static void close_table(void) {
 static void fork_prepare(void) {
   /* No thread may be inside the cache (holding wmu or mid-reopen) when the
    * address space is copied. */
-  pthread_rwlock_wrlock(&rw);
+  wr_lock();
 }
 
 static void fork_parent(void) {
-  pthread_rwlock_unlock(&rw);
+  wr_unlock();
 }
 
 static void fork_child(void) {
-  static const pthread_rwlock_t rw0 =
-      PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
-  static const pthread_mutex_t wmu0 = PTHREAD_MUTEX_INITIALIZER;
-
-  /* Re-initialised rather than unlocked: the rwlock remembers the parent
-   * thread's tid as its writer. The child is single-threaded here. */
-  rw = rw0;
-  wmu = wmu0;
+  /* Single-threaded here, and nobody held wmu (its holders hold rw). */
+  atomic_store_explicit(&rw, 0, memory_order_relaxed);
   /* Our flock would be the parent's: reopen for a description of our own. A
    * private memory table is kept (its knowledge is still right). Either way
    * the netns is read again: children are where unshare() happens. */
@@ -181,10 +236,9 @@ static void rebuild(struct tfo__cache_hdr *h, int zero) {
         atomic_store_explicit(&s[i].w[j], 0, memory_order_relaxed);
   for (j = 1; j < 8; j++)
     atomic_store_explicit(&h->h[j], 0, memory_order_relaxed);
-  atomic_store_explicit(&h->h[1],
-                        TFO__CACHE_VERSION |
-                            (uint64_t)TFO__CACHE_HDR_SIZE << 32,
-                        memory_order_relaxed);
+  atomic_store_explicit(
+      &h->h[1], TFO__CACHE_VERSION | (uint64_t)TFO__CACHE_HDR_SIZE << 32,
+      memory_order_relaxed);
   atomic_store_explicit(&h->h[2],
                         TFO__CACHE_SLOT_SIZE | (uint64_t)TFO__CACHE_SLOTS << 32,
                         memory_order_relaxed);
@@ -233,7 +287,8 @@ static int open_file(int dfd, const char *name, const char *shown) {
               0600);
   if (fd < 0) {
     tfo__log(TFO__LOG_ERROR, "cache file %s: %s; using a private table", shown,
-             errno == ELOOP ? "is a symbolic link" : errstr(errno, eb, sizeof(eb)));
+             errno == ELOOP ? "is a symbolic link"
+                            : errstr(errno, eb, sizeof(eb)));
     return -1;
   }
   if (fstat(fd, &sb) != 0)
@@ -247,8 +302,9 @@ static int open_file(int dfd, const char *name, const char *shown) {
   else if (sb.st_nlink != 1)
     why = "has other hard links";
   if (why != NULL) {
-    tfo__log(TFO__LOG_ERROR, "cache file %s: %s; not trusted, using a private "
-             "table", shown, why);
+    tfo__log(TFO__LOG_ERROR,
+             "cache file %s: %s; not trusted, using a private table", shown,
+             why);
     close(fd);
     return -1;
   }
@@ -280,8 +336,7 @@ static int open_default(char *path, size_t len) {
   }
   if (n < 0 || (size_t)n + sizeof("/cache") > sizeof(dir) ||
       (size_t)n + sizeof("/cache") > len) {
-    tfo__log(TFO__LOG_ERROR, "cache directory name too long; using a private "
-             "table");
+    tfo__log(TFO__LOG_ERROR, "cache directory name too long; private table");
     return -1;
   }
   memcpy(path, dir, (size_t)n);
@@ -293,15 +348,17 @@ static int open_default(char *path, size_t len) {
   }
   dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dfd < 0) {
-    tfo__log(TFO__LOG_ERROR, "cache directory %s: %s; using a private table",
-             dir, errno == ELOOP ? "is a symbolic link"
-                                 : errstr(errno, eb, sizeof(eb)));
+    tfo__log(
+        TFO__LOG_ERROR, "cache directory %s: %s; using a private table", dir,
+        errno == ELOOP ? "is a symbolic link" : errstr(errno, eb, sizeof(eb)));
     return -1;
   }
   if (fstat(dfd, &sb) != 0 || sb.st_uid != geteuid() ||
       (sb.st_mode & (S_IWGRP | S_IWOTH))) {
-    tfo__log(TFO__LOG_ERROR, "cache directory %s: not ours or writable by "
-             "others; not trusted, using a private table", dir);
+    tfo__log(TFO__LOG_ERROR,
+             "cache directory %s: not ours or writable by others; not "
+             "trusted, using a private table",
+             dir);
     close(dfd);
     return -1;
   }
@@ -322,8 +379,8 @@ static int map_file(int fd, const char *shown) {
   if (fstat(fd, &sb) != 0)
     goto fail;
   if ((uint64_t)sb.st_size == TFO__CACHE_FILE_SIZE) {
-    p = mmap(NULL, TFO__CACHE_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-             fd, 0);
+    p = mmap(NULL, TFO__CACHE_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+             0);
     if (p == MAP_FAILED)
       goto fail;
     if (hdr_ok(p))
@@ -346,8 +403,8 @@ static int map_file(int fd, const char *shown) {
       goto fail;
   }
   if (p == MAP_FAILED) {
-    p = mmap(NULL, TFO__CACHE_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-             fd, 0);
+    p = mmap(NULL, TFO__CACHE_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+             0);
     if (p == MAP_FAILED)
       goto fail;
   }
@@ -364,8 +421,9 @@ done:
   tab.fd = fd;
   return 0;
 fail:
-  tfo__log(TFO__LOG_ERROR, "cache file %s: cannot set up (%s); using a "
-           "private table", shown, errstr(errno, eb, sizeof(eb)));
+  tfo__log(TFO__LOG_ERROR,
+           "cache file %s: cannot set up (%s); using a private table", shown,
+           errstr(errno, eb, sizeof(eb)));
   if (p != MAP_FAILED)
     munmap(p, TFO__CACHE_FILE_SIZE);
   if (locked)
@@ -413,19 +471,19 @@ static void open_table(void) {
 static void enter(void) {
   pthread_once(&fork_once, register_fork);
   for (;;) {
-    pthread_rwlock_rdlock(&rw);
+    rd_lock();
     if (ready)
       return;
-    pthread_rwlock_unlock(&rw);
-    pthread_rwlock_wrlock(&rw);
+    rd_unlock();
+    wr_lock();
     if (!ready)
       open_table();
-    pthread_rwlock_unlock(&rw);
+    wr_unlock();
   }
 }
 
 static void leave(void) {
-  pthread_rwlock_unlock(&rw);
+  rd_unlock();
 }
 
 /* Takes the writer locks (rw already held shared) and makes sure the file is
@@ -445,8 +503,7 @@ static int wlock(void) {
   }
   /* Someone truncated it (readers elsewhere may already have faulted):
    * regrow before we touch it, then it is rebuilt below. */
-  if (fstat(tab.fd, &sb) == 0 &&
-      (uint64_t)sb.st_size != TFO__CACHE_FILE_SIZE) {
+  if (fstat(tab.fd, &sb) == 0 && (uint64_t)sb.st_size != TFO__CACHE_FILE_SIZE) {
     if (ftruncate(tab.fd, (off_t)TFO__CACHE_FILE_SIZE) != 0) {
       e = errno;
       flock(tab.fd, LOCK_UN);
@@ -538,8 +595,8 @@ static int same_ns(const struct key *k) {
 
 static int is_mapped(uint64_t a0, uint64_t a1) {
   unsigned char b[16];
-  static const unsigned char pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                        0xff, 0xff};
+  static const unsigned char pfx[12] = {0, 0, 0, 0, 0,    0,
+                                        0, 0, 0, 0, 0xff, 0xff};
 
   memcpy(b, &a0, 8);
   memcpy(b + 8, &a1, 8);
@@ -746,8 +803,7 @@ static int find(const struct key *k, int64_t now, struct entry *e) {
 
   for (i = 0; i < TFO__CACHE_WINDOW; i++) {
     idx = (h + i) & SLOT_MASK;
-    if (slot_read(&tab.slots[idx], w) && decode(w, now, e) &&
-        key_eq(&e->k, k))
+    if (slot_read(&tab.slots[idx], w) && decode(w, now, e) && key_eq(&e->k, k))
       return (int)idx;
   }
   return -1;
@@ -778,13 +834,13 @@ int tfo__cache_configure(const char *spec) {
     m = MODE_PATH;
   }
   pthread_once(&fork_once, register_fork);
-  pthread_rwlock_wrlock(&rw);
+  wr_lock();
   close_table();
   free(spec_path);
   spec_path = p;
   mode = m;
   ready = 0;
-  pthread_rwlock_unlock(&rw);
+  wr_unlock();
   errno = saved;
   return 0;
 }
@@ -823,7 +879,7 @@ int tfo__cache_record(const struct sockaddr *sa, socklen_t len,
                       enum tfo__event ev, uint32_t rtt_us) {
   int saved = errno, e;
   uint32_t h, i, idx, target = UINT32_MAX, spare = UINT32_MAX,
-                     victim = UINT32_MAX;
+                      victim = UINT32_MAX;
   struct entry cur, best, found;
   uint64_t w[8];
   struct key k;

@@ -74,8 +74,8 @@
 #define TFO__CACHE_SLOTS 16384u
 #define TFO__CACHE_SLOT_SIZE 64u
 #define TFO__CACHE_HDR_SIZE 64u
-#define TFO__CACHE_FILE_SIZE                                                  \
-  ((uint64_t)TFO__CACHE_HDR_SIZE +                                           \
+#define TFO__CACHE_FILE_SIZE                                                   \
+  ((uint64_t)TFO__CACHE_HDR_SIZE +                                             \
    (uint64_t)TFO__CACHE_SLOTS * TFO__CACHE_SLOT_SIZE)
 
 /* A key lives in one of 16 consecutive slots from its hash (1 KiB, a few

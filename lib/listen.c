@@ -201,7 +201,7 @@ int tfo_set_key(int fd, const void *key, size_t key_len) {
 int tfo_load_key_file(const char *path, void *key, size_t size) {
   struct tfo__key k;
   char why[256];
-  int e;
+  int e, len;
 
   if (path == NULL || key == NULL) {
     errno = EINVAL;
@@ -219,6 +219,7 @@ int tfo_load_key_file(const char *path, void *key, size_t size) {
     return -1;
   }
   memcpy(key, k.bytes, k.len);
+  len = (int)k.len;
   tfo__key_wipe(&k, sizeof(k));
-  return (int)k.len;
+  return len;
 }

@@ -88,7 +88,6 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   memcpy(&st->addr, sa, len < sizeof(st->addr) ? len : sizeof(st->addr));
   st->addrlen = len < sizeof(st->addr) ? len : sizeof(st->addr);
   st->syn_bytes = 0;
-  atomic_store(&st->input_since, 0);
 
   errno = saved;
   rc = libc->connect(fd, sa, len);
@@ -97,6 +96,7 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
     /* A cookie is cached: nothing was sent, the first write carries the
      * SYN and the data. */
     st->cookie_sent = 1;
+    st->deferred_at = tfo__shim_now_ms();
     atomic_fetch_add(&tfo__deferred_count, 1);
     atomic_store(&st->kind, FD_DEFERRED);
   } else if (rc == 0 || err == EINPROGRESS) {

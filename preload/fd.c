@@ -16,11 +16,8 @@
 static void closing(int fd) {
   struct tfo__fd *st = tfo__fd_peek(fd);
 
-  if (st == NULL || atomic_load(&st->kind) == FD_NONE) {
-    if (st != NULL)
-      atomic_store(&st->wants_input, 0);
+  if (st == NULL || atomic_load(&st->kind) == FD_NONE)
     return;
-  }
   tfo__fd_judge(fd, st);
   tfo__fd_clear(fd);
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <netinet/tcp.h> /* TCP_SYN_SENT, TCP_CLOSE */
 #include <sys/socket.h>
 
@@ -71,8 +72,6 @@ void tfo__fd_clear(int fd) {
   if (st == NULL || atomic_load(&st->kind) == FD_NONE)
     return;
   set_kind(st, FD_NONE);
-  atomic_store(&st->wants_input, 0);
-  atomic_store(&st->input_since, 0);
 }
 
 void tfo__fd_copy(int from, int to) {
@@ -90,8 +89,7 @@ void tfo__fd_copy(int from, int to) {
   dst->syn_bytes = src->syn_bytes;
   dst->addrlen = src->addrlen;
   memcpy(&dst->addr, &src->addr, sizeof(dst->addr));
-  atomic_store(&dst->wants_input, atomic_load(&src->wants_input));
-  atomic_store(&dst->input_since, atomic_load(&src->input_since));
+  dst->deferred_at = src->deferred_at;
   /* A copy that is mid-release is already sent for all it matters. */
   set_kind(dst, kind == FD_RELEASING ? FD_SENT : kind);
 }
@@ -151,25 +149,25 @@ void tfo__fd_release_all(void) {
   each_deferred(release_one, NULL);
 }
 
-struct grace_arg {
-  int (*grace)(int fd, struct tfo__fd *st, int64_t now);
-  int64_t now;
-};
+static int expire_one(int fd, struct tfo__fd *st, void *arg) {
+  int64_t now = *(const int64_t *)arg;
 
-static int grace_one(int fd, struct tfo__fd *st, void *arg) {
-  struct grace_arg *g = arg;
-
-  if (!atomic_load(&st->wants_input))
+  if (now - st->deferred_at >= TFO__SHIM_GRACE_MS) {
+    tfo__fd_release(fd, st);
     return -1;
-  return g->grace(fd, st, g->now);
+  }
+  return (int)(st->deferred_at + TFO__SHIM_GRACE_MS - now);
 }
 
-int tfo__fd_wanting_input_grace(int (*grace)(int fd, struct tfo__fd *st,
-                                             int64_t now),
-                                int64_t now) {
-  struct grace_arg g = {grace, now};
+int tfo__fd_expire(int64_t now) {
+  return each_deferred(expire_one, &now);
+}
 
-  return each_deferred(grace_one, &g);
+int64_t tfo__shim_now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void tfo__fd_judge(int fd, struct tfo__fd *st) {

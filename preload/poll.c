@@ -1,12 +1,15 @@
-/* Waiting for input on a deferred socket releases its SYN, as a read does
- * (see read.c): an event loop that waits for a server's banner before it
- * writes would otherwise wait forever.
+/* Waits: a deferred socket must not hold its SYN while the program waits.
  *
- * Not at once, though: event loops (asyncio, for one) register a new
- * connection for input and go round the loop once or twice before the
- * program's first write. So a deferred socket is given a short grace, and
- * only a wait that outlasts it releases the SYN. The wait keeps its
- * meaning: it is split in two (grace, then the rest), never shortened.
+ * With a cookie cached, the kernel holds a connection's SYN until the
+ * program writes. A program that instead waits, for that socket's input
+ * (a server that speaks first) or for anything else (curl's FTP waits on
+ * the control connection while the server waits for the data connection),
+ * would wait forever. So a deferred socket gets a short grace from its
+ * connect: event loops (asyncio, node) go round once or twice before the
+ * program's first write, and that write should still ride in the SYN. A
+ * wait that outlasts the grace is split in two: the grace, then the SYNs
+ * are released, then the rest of the wait. Its meaning is kept: it is
+ * never shortened, and its result is the real call's.
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
@@ -18,128 +21,69 @@
 
 #include "shim.h"
 
-/* Long enough for a loop to reach the program's write, short enough to
- * add nothing noticeable to a banner that follows one RTT later. */
-#define GRACE_MS 10
-
 /* glibc declares poll's array write-only (access attribute), so GCC warns
  * that we read events the caller set: a false positive. */
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-/* Only real input counts: curl, for one, adds POLLPRI to a wait for
- * writability to catch errors, and that must not cost the data its SYN. */
-#define INPUT (POLLIN | POLLRDNORM)
+int tfo__wait_releasing(int (*wait)(void *arg, int ms), void *arg,
+                        int timeout) {
+  int64_t t0 = 0, now;
+  int left, remaining, rc;
 
-static int64_t now_ms(void) {
+  for (;;) {
+    if (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
+      return wait(arg, timeout < 0 ? -1 : timeout);
+    now = tfo__shim_now_ms();
+    if (t0 == 0)
+      t0 = now;
+    left = tfo__fd_expire(now);
+    remaining = timeout < 0 ? -1 : timeout - (int)(now - t0);
+    if (remaining < -1 || (timeout >= 0 && remaining < 0))
+      remaining = 0;
+    if (left < 0 || (remaining >= 0 && remaining <= left))
+      return wait(arg, remaining);
+    rc = wait(arg, left);
+    if (rc != 0)
+      return rc;
+  }
+}
+
+struct poll_arg {
+  struct pollfd *fds;
+  nfds_t n;
+  const sigset_t *mask;
+  int use_ppoll;
+};
+
+static int poll_part(void *p, int ms) {
+  struct poll_arg *a = p;
   struct timespec ts;
 
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* One deferred fd a wait is about: releases it once its grace is over.
- * Returns the grace left in ms, or -1 when it is released (or not ours). */
-static int grace_left(int fd, struct tfo__fd *st, int64_t now) {
-  int64_t since;
-
-  if (atomic_load(&st->kind) != FD_DEFERRED)
-    return -1;
-  since = atomic_load(&st->input_since);
-  if (since == 0) {
-    int64_t expect = 0;
-
-    atomic_compare_exchange_strong(&st->input_since, &expect, now);
-    since = expect == 0 ? now : expect;
-  }
-  if (now - since >= GRACE_MS) {
-    tfo__fd_release(fd, st);
-    return -1;
-  }
-  return (int)(since + GRACE_MS - now);
-}
-
-static int min_left(int a, int b) {
-  return a < 0 ? b : b < 0 ? a : a < b ? a : b;
-}
-
-/* The smallest grace left among the polled fds waiting for input. */
-static int poll_grace(const struct pollfd *fds, nfds_t n) {
-  struct tfo__fd *st;
-  int64_t now;
-  int left = -1;
-  nfds_t i;
-
-  if (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
-    return -1;
-  now = now_ms();
-  for (i = 0; i < n; i++)
-    if ((fds[i].events & INPUT) && (st = tfo__fd_peek(fds[i].fd)) != NULL)
-      left = min_left(left, grace_left(fds[i].fd, st, now));
-  return left;
-}
-
-static int select_grace(int nfds, const fd_set *in) {
-  struct tfo__fd *st;
-  int64_t now;
-  int fd, left = -1;
-
-  if (in == NULL ||
-      atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
-    return -1;
-  now = now_ms();
-  for (fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
-    if (FD_ISSET(fd, in) && (st = tfo__fd_peek(fd)) != NULL)
-      left = min_left(left, grace_left(fd, st, now));
-  return left;
-}
-
-static int epoll_grace(void) {
-  return tfo__fd_wanting_input_grace(grace_left, now_ms());
-}
-
-/* A wait of timeout ms (-1: forever) with a grace of `left` ms pending:
- * wait the grace first; if nothing happened and time remains, let the
- * caller release and wait the rest. Returns 1 when the first wait is the
- * whole answer (*rc set), 0 to go on with *timeout reduced. */
-static int first_part(int left, int *timeout, int rc_of_wait, int64_t t0,
-                      int *rc) {
-  if (rc_of_wait != 0 || (*timeout >= 0 && *timeout <= left)) {
-    *rc = rc_of_wait;
-    return 1;
-  }
-  if (*timeout > 0) {
-    *timeout -= (int)(now_ms() - t0);
-    if (*timeout < 0)
-      *timeout = 0;
-  }
-  return 0;
+  if (!a->use_ppoll)
+    return tfo__libc()->poll(a->fds, a->n, ms);
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (long)(ms % 1000) * 1000000;
+  return tfo__libc()->ppoll(a->fds, a->n, ms < 0 ? NULL : &ts, a->mask);
 }
 
 TFO_SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
-  const struct tfo__libc *libc = tfo__libc();
-  int left = poll_grace(fds, n), rc;
-  int64_t t0;
+  struct poll_arg a = {fds, n, NULL, 0};
 
-  if (left >= 0) {
-    t0 = now_ms();
-    rc = libc->poll(fds, n, timeout >= 0 && timeout < left ? timeout : left);
-    if (first_part(left, &timeout, rc, t0, &rc))
-      return rc;
-    poll_grace(fds, n); /* the grace is over: release */
-  }
-  return libc->poll(fds, n, timeout);
+  return tfo__wait_releasing(poll_part, &a, timeout);
 }
 
 TFO_SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
                                size_t fdslen) {
-  if (fdslen / sizeof(*fds) < n)
-    return tfo__libc()->poll_chk(fds, n, timeout, fdslen); /* libc aborts */
+  if (fdslen / sizeof(*fds) < n) /* libc's check reports and aborts */
+    return tfo__libc()->poll_chk(fds, n, timeout, fdslen);
   return poll(fds, n, timeout);
 }
 
-static int ts_ms(const struct timespec *ts) {
+static int ts_to_ms(const struct timespec *ts) {
   if (ts == NULL)
     return -1;
+  if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)
+    return -2; /* invalid: let the kernel say EINVAL */
   if (ts->tv_sec > 1000000)
     return 1000000000;
   return (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
@@ -147,139 +91,132 @@ static int ts_ms(const struct timespec *ts) {
 
 TFO_SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n,
                           const struct timespec *ts, const sigset_t *mask) {
-  const struct tfo__libc *libc = tfo__libc();
-  int left = poll_grace(fds, n);
-  struct timespec g;
+  struct poll_arg a = {fds, n, mask, 1};
+  int ms = ts_to_ms(ts);
 
-  /* Keep it simple for ppoll: wait out the grace with the same mask, then
-   * release; the caller's own timeout is left to the kernel afterwards
-   * (it can only be longer by the grace). */
-  if (left >= 0 && (ts == NULL || ts_ms(ts) > left)) {
-    g.tv_sec = left / 1000;
-    g.tv_nsec = (long)(left % 1000) * 1000000;
-    int rc = libc->ppoll(fds, n, &g, mask);
-    if (rc != 0)
-      return rc;
-    poll_grace(fds, n);
+  if (ms == -2 ||
+      atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
+    return tfo__libc()->ppoll(fds, n, ts, mask);
+  return tfo__wait_releasing(poll_part, &a, ms);
+}
+
+struct select_arg {
+  int nfds;
+  fd_set *in, *out, *ex;
+  fd_set in0, out0, ex0; /* select overwrites its sets: the caller's */
+  const sigset_t *mask;
+  int use_pselect;
+};
+
+static int select_part(void *p, int ms) {
+  struct select_arg *a = p;
+  struct timeval tv;
+  struct timespec ts;
+
+  if (a->in != NULL)
+    *a->in = a->in0;
+  if (a->out != NULL)
+    *a->out = a->out0;
+  if (a->ex != NULL)
+    *a->ex = a->ex0;
+  if (a->use_pselect) {
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long)(ms % 1000) * 1000000;
+    return tfo__libc()->pselect(a->nfds, a->in, a->out, a->ex,
+                                ms < 0 ? NULL : &ts, a->mask);
   }
-  return libc->ppoll(fds, n, ts, mask);
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = (long)(ms % 1000) * 1000;
+  return tfo__libc()->select(a->nfds, a->in, a->out, a->ex,
+                             ms < 0 ? NULL : &tv);
+}
+
+static int select_releasing(struct select_arg *a, int ms) {
+  if (a->in != NULL)
+    a->in0 = *a->in;
+  if (a->out != NULL)
+    a->out0 = *a->out;
+  if (a->ex != NULL)
+    a->ex0 = *a->ex;
+  return tfo__wait_releasing(select_part, a, ms);
 }
 
 TFO_SHIM_EXPORT int select(int nfds, fd_set *in, fd_set *out, fd_set *ex,
                            struct timeval *tv) {
-  const struct tfo__libc *libc = tfo__libc();
-  int left = select_grace(nfds, in), rc;
-  fd_set i0, o0, e0;
-  struct timeval g;
+  struct select_arg a;
+  int64_t t0;
+  int ms, rc, used;
 
-  if (left >= 0 &&
-      (tv == NULL || tv->tv_sec * 1000 + tv->tv_usec / 1000 > left)) {
-    /* select overwrites its sets: keep the caller's for the second part. */
-    if (in != NULL)
-      i0 = *in;
-    if (out != NULL)
-      o0 = *out;
-    if (ex != NULL)
-      e0 = *ex;
-    g.tv_sec = 0;
-    g.tv_usec = left * 1000;
-    rc = libc->select(nfds, in, out, ex, &g);
-    if (rc != 0)
-      return rc;
-    if (in != NULL)
-      *in = i0;
-    if (out != NULL)
-      *out = o0;
-    if (ex != NULL)
-      *ex = e0;
-    select_grace(nfds, in);
+  /* An invalid timeout or nfds is the kernel's to refuse: pass through. */
+  if (nfds < 0 || nfds > FD_SETSIZE ||
+      (tv != NULL && (tv->tv_sec < 0 || tv->tv_usec < 0 ||
+                      tv->tv_usec >= 1000000)) ||
+      atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
+    return tfo__libc()->select(nfds, in, out, ex, tv);
+  ms = tv == NULL ? -1
+       : tv->tv_sec > 1000000
+           ? 1000000000
+           : (int)(tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000);
+  a.nfds = nfds;
+  a.in = in;
+  a.out = out;
+  a.ex = ex;
+  a.mask = NULL;
+  a.use_pselect = 0;
+  t0 = tfo__shim_now_ms();
+  rc = select_releasing(&a, ms);
+  if (tv != NULL) { /* Linux reports the time left, as callers expect */
+    used = (int)(tfo__shim_now_ms() - t0);
+    ms = ms > used ? ms - used : 0;
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (long)(ms % 1000) * 1000;
   }
-  return libc->select(nfds, in, out, ex, tv);
+  return rc;
 }
 
 TFO_SHIM_EXPORT int pselect(int nfds, fd_set *in, fd_set *out, fd_set *ex,
                             const struct timespec *ts, const sigset_t *mask) {
-  const struct tfo__libc *libc = tfo__libc();
-  int left = select_grace(nfds, in), rc;
-  fd_set i0, o0, e0;
-  struct timespec g;
+  struct select_arg a;
+  int ms = ts_to_ms(ts);
 
-  if (left >= 0 && (ts == NULL || ts_ms(ts) > left)) {
-    if (in != NULL)
-      i0 = *in;
-    if (out != NULL)
-      o0 = *out;
-    if (ex != NULL)
-      e0 = *ex;
-    g.tv_sec = 0;
-    g.tv_nsec = (long)left * 1000000;
-    rc = libc->pselect(nfds, in, out, ex, &g, mask);
-    if (rc != 0)
-      return rc;
-    if (in != NULL)
-      *in = i0;
-    if (out != NULL)
-      *out = o0;
-    if (ex != NULL)
-      *ex = e0;
-    select_grace(nfds, in);
-  }
-  return libc->pselect(nfds, in, out, ex, ts, mask);
+  if (ms == -2 || nfds < 0 || nfds > FD_SETSIZE ||
+      atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
+    return tfo__libc()->pselect(nfds, in, out, ex, ts, mask);
+  a.nfds = nfds;
+  a.in = in;
+  a.out = out;
+  a.ex = ex;
+  a.mask = mask;
+  a.use_pselect = 1;
+  return select_releasing(&a, ms);
 }
 
-/* epoll sets are opaque to us, so remember per fd whether some set waits
- * for its input; epoll_wait then treats those as poll does. An fd
- * registered only for output (a loop waiting for connect to finish) keeps
- * its SYN for the data the program writes next. */
-TFO_SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd,
-                              struct epoll_event *ev) {
-  struct tfo__fd *st;
-  int wants;
+struct epoll_arg {
+  int epfd;
+  struct epoll_event *evs;
+  int max;
+  const sigset_t *mask;
+  int use_pwait;
+};
 
-  if (op == EPOLL_CTL_DEL) {
-    if ((st = tfo__fd_peek(fd)) != NULL)
-      atomic_store(&st->wants_input, 0);
-  } else if (ev != NULL) {
-    wants = (ev->events & (EPOLLIN | EPOLLRDNORM)) != 0;
-    /* Registration often comes before connect: keep it either way. */
-    st = wants ? tfo__fd_get(fd) : tfo__fd_peek(fd);
-    if (st != NULL)
-      atomic_store(&st->wants_input, wants);
-  }
-  return tfo__libc()->epoll_ctl(epfd, op, fd, ev);
+static int epoll_part(void *p, int ms) {
+  struct epoll_arg *a = p;
+
+  if (a->use_pwait)
+    return tfo__libc()->epoll_pwait(a->epfd, a->evs, a->max, ms, a->mask);
+  return tfo__libc()->epoll_wait(a->epfd, a->evs, a->max, ms);
 }
 
 TFO_SHIM_EXPORT int epoll_wait(int epfd, struct epoll_event *evs, int max,
                                int timeout) {
-  const struct tfo__libc *libc = tfo__libc();
-  int left = epoll_grace(), rc;
-  int64_t t0;
+  struct epoll_arg a = {epfd, evs, max, NULL, 0};
 
-  if (left >= 0) {
-    t0 = now_ms();
-    rc = libc->epoll_wait(epfd, evs, max,
-                          timeout >= 0 && timeout < left ? timeout : left);
-    if (first_part(left, &timeout, rc, t0, &rc))
-      return rc;
-    epoll_grace();
-  }
-  return libc->epoll_wait(epfd, evs, max, timeout);
+  return tfo__wait_releasing(epoll_part, &a, timeout);
 }
 
 TFO_SHIM_EXPORT int epoll_pwait(int epfd, struct epoll_event *evs, int max,
                                 int timeout, const sigset_t *mask) {
-  const struct tfo__libc *libc = tfo__libc();
-  int left = epoll_grace(), rc;
-  int64_t t0;
+  struct epoll_arg a = {epfd, evs, max, mask, 1};
 
-  if (left >= 0) {
-    t0 = now_ms();
-    rc = libc->epoll_pwait(epfd, evs, max,
-                           timeout >= 0 && timeout < left ? timeout : left,
-                           mask);
-    if (first_part(left, &timeout, rc, t0, &rc))
-      return rc;
-    epoll_grace();
-  }
-  return libc->epoll_pwait(epfd, evs, max, timeout, mask);
+  return tfo__wait_releasing(epoll_part, &a, timeout);
 }

@@ -71,7 +71,6 @@ struct tfo__libc {
   int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
   int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
                  const sigset_t *);
-  int (*epoll_ctl)(int, int, int, struct epoll_event *);
   int (*epoll_wait)(int, struct epoll_event *, int, int);
   int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
   int (*execve)(const char *, char *const[], char *const[]);
@@ -127,8 +126,7 @@ enum tfo__fd_kind {
 
 struct tfo__fd {
   _Atomic int kind;      /* enum tfo__fd_kind */
-  _Atomic int wants_input; /* registered with epoll for input while held */
-  _Atomic int64_t input_since; /* when a wait for input first saw it held */
+  int64_t deferred_at;   /* when connect deferred the SYN (tfo__shim_now_ms) */
   int cookie_sent;       /* the SYN carries (or will carry) a cookie */
   size_t syn_bytes;      /* data handed over with the SYN */
   socklen_t addrlen;
@@ -154,11 +152,22 @@ extern _Atomic int tfo__deferred_count;
 void tfo__fd_release(int fd, struct tfo__fd *st);
 /* tfo__fd_release for every deferred fd (before exec). */
 void tfo__fd_release_all(void);
-/* Calls grace(fd, st, now) for every deferred fd some epoll set waits on
- * for input, and returns the smallest non-negative answer (-1: none). */
-int tfo__fd_wanting_input_grace(int (*grace)(int fd, struct tfo__fd *st,
-                                             int64_t now),
-                                int64_t now);
+
+/* How long a deferred socket may hold its SYN while the program waits for
+ * something: event loops go round once or twice between connect and the
+ * first write, and a banner one RTT later hardly notices the delay. */
+#define TFO__SHIM_GRACE_MS 10
+
+/* CLOCK_MONOTONIC in ms. */
+int64_t tfo__shim_now_ms(void);
+/* Releases every deferred fd whose grace is over; returns the ms until the
+ * next one's ends, or -1 when none is left deferred. */
+int tfo__fd_expire(int64_t now);
+/* Runs wait(arg, ms) for timeout ms (-1: forever) so that grace periods
+ * ending meanwhile release their SYNs on time; returns the wait's result.
+ * The wait is split, never shortened. */
+int tfo__wait_releasing(int (*wait)(void *arg, int ms), void *arg,
+                        int timeout);
 
 /* Judges a tracked socket that is being closed and feeds the cache. */
 void tfo__fd_judge(int fd, struct tfo__fd *st);

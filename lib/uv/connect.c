@@ -30,13 +30,13 @@
 
 /* libuv hands uv_buf_t arrays to writev itself: on Unix they are iovecs. */
 _Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) &&
-                   offsetof(uv_buf_t, base) == offsetof(struct iovec,
-                                                        iov_base) &&
+                   offsetof(uv_buf_t, base) ==
+                       offsetof(struct iovec, iov_base) &&
                    offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
                "uv_buf_t is not a struct iovec");
 
-#define container_of(ptr, type, member)                                       \
-  ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member)                                        \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct uconn;
 
@@ -46,9 +46,10 @@ struct watcher {
   uv_poll_t poll;
   struct uconn *c;
   int fd;
-  uint64_t cookie; /* the socket's identity: a closed socket's fd number
-                    * can come back at once for the next socket */
-  int events;      /* UV_READABLE / UV_WRITABLE asked for */
+  uint64_t cookie;     /* the socket's identity: a closed socket's fd number
+                        * can come back at once for the next socket */
+  int events;          /* UV_READABLE / UV_WRITABLE asked for */
+  uv_close_cb foreign; /* the close callback of whoever closed it first */
   struct watcher *next;
 };
 
@@ -58,11 +59,13 @@ struct uconn {
   uv_tcp_t *handle;  /* NULL once detached from it */
   uv_connect_t *req; /* the caller's */
   uv_connect_cb cb;
-  tfo_conn *tc;      /* NULL once finished or aborted */
+  tfo_conn *tc; /* NULL once finished or aborted */
   uv_timer_t timer;
+  uv_close_cb timer_foreign;
+  int timer_released;
   struct watcher *watchers; /* open (not closing) ones */
-  unsigned refs;     /* the caller's callback still due + each open or
-                      * closing handle of ours */
+  unsigned refs;            /* the caller's callback still due + each open or
+                             * closing handle of ours */
 };
 
 /* --- results, for tfo_uv_result ------------------------------------------ */
@@ -143,18 +146,56 @@ static void on_watcher_close(uv_handle_t *h) {
   struct watcher *w = h->data;
   struct uconn *c = w->c;
 
+  if (w->foreign != NULL)
+    w->foreign(h);
   free(w);
   unref(c);
 }
 
 static void on_timer_close(uv_handle_t *h) {
-  unref(h->data);
+  struct uconn *c = h->data;
+
+  if (c->timer_foreign != NULL)
+    c->timer_foreign(h);
+  unref(c);
+}
+
+struct finding {
+  const uv_handle_t *h;
+  int found;
+};
+
+static void on_walk(uv_handle_t *h, void *arg) {
+  struct finding *f = arg;
+
+  if (h == f->h)
+    f->found = 1;
+}
+
+/* Closes a handle of ours. A uv_walk that closes every handle (a common
+ * shutdown) may have closed it already, and a second uv_close would abort:
+ * then take over its close callback while the close is pending, or clean
+ * up at once when libuv is done with it (it left the loop's list). */
+static void close_ours(uv_handle_t *h, uv_close_cb *foreign, uv_close_cb cb) {
+  struct finding f = {h, 0};
+
+  if (!uv_is_closing(h)) {
+    uv_close(h, cb);
+    return;
+  }
+  uv_walk(h->loop, on_walk, &f);
+  if (f.found) {
+    *foreign = h->close_cb;
+    h->close_cb = cb;
+  } else {
+    cb(h);
+  }
 }
 
 /* uv_close stops a uv_poll_t at once: libuv forgets the fd before this
  * returns, so the fd can be closed or given to the handle right after. */
 static void watcher_close(struct watcher *w) {
-  uv_close((uv_handle_t *)&w->poll, on_watcher_close);
+  close_ours((uv_handle_t *)&w->poll, &w->foreign, on_watcher_close);
 }
 
 /* Lets go of every socket and the timer. Idempotent. */
@@ -165,8 +206,10 @@ static void release(struct uconn *c) {
     c->watchers = w->next;
     watcher_close(w);
   }
-  if (!uv_is_closing((uv_handle_t *)&c->timer))
-    uv_close((uv_handle_t *)&c->timer, on_timer_close);
+  if (!c->timer_released) {
+    c->timer_released = 1;
+    close_ours((uv_handle_t *)&c->timer, &c->timer_foreign, on_timer_close);
+  }
 }
 
 /* Takes our request off the handle, as libuv does when a connect ends. */
@@ -303,6 +346,13 @@ static int watch(struct uconn *c, const struct tfo_watch *tw) {
   int kept[2] = {0, 0};
   int i, err;
 
+  /* Someone else closed a handle of ours: we cannot go on. */
+  if (uv_is_closing((uv_handle_t *)&c->timer))
+    return UV_ECANCELED;
+  for (w = c->watchers; w != NULL; w = w->next)
+    if (uv_is_closing((uv_handle_t *)&w->poll))
+      return UV_ECANCELED;
+
   for (i = 0; i < 2; i++)
     cookie[i] = tw->fd[i] >= 0 ? socket_cookie(tw->fd[i]) : 0;
 
@@ -369,8 +419,8 @@ static int connect_start(uv_connect_t *req, uv_tcp_t *handle,
   c = calloc(1, sizeof(*c));
   if (c == NULL)
     return UV_ENOMEM;
-  c->tc = tfo_conn_start(addr, addrlen, (const struct iovec *)bufs,
-                         (int)nbufs, opts, &tw);
+  c->tc = tfo_conn_start(addr, addrlen, (const struct iovec *)bufs, (int)nbufs,
+                         opts, &tw);
   if (c->tc == NULL) {
     err = uv_translate_sys_error(errno);
     free(c);

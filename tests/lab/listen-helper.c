@@ -22,7 +22,10 @@
  * negative cache when -C FILE is given) and one line:
  *   outcome=data-acked info_outcome=data-acked syn_data=1 resp="OK 17"
  * info_outcome and syn_data are what tfo_info() says on the client socket.
- *   listen-helper -c [-C CACHEFILE] [-s SIZE] HOST PORT
+ * With -H TEXT the request is TEXT, an HTTP request, and the answer an HTTP
+ * response (status= and body=); with -R too, a 425 Too Early is followed by
+ * TEXT again on the same connection, as tfo-server asks (retry_status=).
+ *   listen-helper -c [-C CACHEFILE] [-s SIZE | -H TEXT [-R]] HOST PORT
  *
  * SPDX-License-Identifier: MIT */
 #include "config.h"
@@ -72,7 +75,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: listen-helper [-6] [-d] [-r] [-a ADDR] -p PORT [-q QLEN] "
           "[-b BACKLOG] [-k KEYFILE] [-n MAXCONN] [-t SECONDS]\n"
-          "       listen-helper -c [-C CACHEFILE] [-s SIZE] HOST PORT\n");
+          "       listen-helper -c [-C CACHEFILE] [-s SIZE | -H TEXT [-R]] "
+          "HOST PORT\n");
   exit(2);
 }
 
@@ -270,20 +274,75 @@ static int server(int argc, char **argv) {
   return 0;
 }
 
+/* One HTTP response: its status; the body's first line into body. */
+static int read_http(int fd, char *body, size_t size) {
+  char buf[4096], *p, *end;
+  size_t got = 0, need = 0, hl = 0;
+  struct pollfd pfd = {fd, POLLIN, 0};
+  long clen = 0;
+  int status = -1;
+  ssize_t n;
+
+  body[0] = '\0';
+  buf[0] = '\0';
+  while (got < sizeof(buf) - 1) {
+    if (hl == 0 && (p = strstr(buf, "\r\n\r\n")) != NULL) {
+      hl = (size_t)(p - buf) + 4;
+      if ((p = strstr(buf, "Content-Length:")) != NULL && p < buf + hl)
+        clen = strtol(p + 15, &end, 10);
+      need = hl + (size_t)clen;
+    }
+    if (hl != 0 && got >= need)
+      break;
+    if (poll(&pfd, 1, IO_TIMEOUT_MS) <= 0)
+      return -1;
+    n = read(fd, buf + got, sizeof(buf) - 1 - got);
+    if (n <= 0)
+      return -1;
+    got += (size_t)n;
+    buf[got] = '\0';
+  }
+  if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || hl == 0)
+    return -1;
+  snprintf(body, size, "%.*s", (int)(got - hl), buf + hl);
+  body[strcspn(body, "\r\n")] = '\0';
+  return status;
+}
+
+static int http_client(int fd, const char *text, int retry) {
+  char body[256], body2[256] = "";
+  int status, status2 = 0;
+
+  status = read_http(fd, body, sizeof(body));
+  if (retry && status == 425) {
+    if (write_all(fd, text, strlen(text)) != 0)
+      status2 = -1;
+    else
+      status2 = read_http(fd, body2, sizeof(body2));
+  }
+  printf("status=%d body=\"%s\"", status, body);
+  if (retry)
+    printf(" retry_status=%d retry_body=\"%s\"", status2, body2);
+  printf("\n");
+  return status > 0 ? 0 : 1;
+}
+
 static int client(int argc, char **argv) {
   struct tfo_connect_opts o = {0};
   struct tfo_result res;
   struct tfo_info info;
   struct addrinfo hints, *ai;
-  const char *cache = NULL;
+  const char *cache = NULL, *text = NULL;
   char req[2048], resp[256];
   long size = 17, n;
-  int c, fd, rc;
+  int c, fd, rc, retry = 0;
 
-  while ((c = getopt(argc, argv, "cC:s:")) != -1) {
+  while ((c = getopt(argc, argv, "cC:s:H:R")) != -1) {
     switch (c) {
       case 'c': break;
       case 'C': cache = optarg; break;
+      case 'H': text = optarg; break;
+      case 'R': retry = 1; break;
       case 's': size = num(optarg, 1, (long)sizeof(req)); break;
       default: usage();
     }
@@ -302,8 +361,15 @@ static int client(int argc, char **argv) {
     fprintf(stderr, "listen-helper: %s: %s\n", argv[optind], gai_strerror(rc));
     return 2;
   }
-  memset(req, 'x', (size_t)size);
-  req[size - 1] = '\n';
+  if (text != NULL) {
+    size = (long)strlen(text);
+    if (size == 0 || size >= (long)sizeof(req))
+      usage();
+    memcpy(req, text, (size_t)size);
+  } else {
+    memset(req, 'x', (size_t)size);
+    req[size - 1] = '\n';
+  }
   o.flags = TFO_CONNECT_NO_RACE;
   o.timeout_ms = 5000;
   fd = tfo_connect_send(ai->ai_addr, ai->ai_addrlen, req, (size_t)size, &o,
@@ -317,6 +383,13 @@ static int client(int argc, char **argv) {
     printf("error=info:%s\n", errno_name(errno));
     close(fd);
     return 1;
+  }
+  if (text != NULL) {
+    printf("outcome=%s syn_data=%d ", tfo_outcome_str(res.outcome),
+           info.syn_data);
+    rc = http_client(fd, text, retry);
+    close(fd);
+    return rc;
   }
   n = read_request(fd, resp, sizeof(resp) - 1);
   if (n < 0)

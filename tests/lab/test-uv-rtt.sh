@@ -7,7 +7,8 @@
 #     the server took their data from the SYN (TCPFastOpenPassive, its log);
 #   - plain uv_tcp_connect + uv_write requests take 1.8-2.6 RTT;
 #   - 1000 concurrent tfo_uv_connect requests on one loop all get their
-#     complete answer; the outcome mix and latencies are printed.
+#     complete answer; the outcome mix and latencies are printed;
+#   - over IPv6, a repeat request is data-acked in about 1 RTT too.
 # Skips (77) when libtfo-uv was not built (no libuv).
 
 set -eu
@@ -98,5 +99,17 @@ lab_check_range "$MANY concurrent: wall time, ms" "$(lab_field wall_ms "$sum")" 
 acked=$(lab_field data-acked "$sum")
 lab_check_range "$MANY concurrent: data-acked (mix: $(printf '%s\n' "$sum" | grep -o 'data-acked.*'))" \
   "$acked" 1 "$MANY"
+
+# IPv6: the same through an IPv6 listener.
+PORT6=$((PORT + 10))
+lab_s_bg "$UV_EX/uv-server" -6 -p "$PORT6" >"$LAB_DIR/server6.log" 2>&1
+lab_wait_port "$PORT6" v6 || exit 99
+DST=$LAB_S_IP6 PORT=$PORT6 client -n 1
+DST=$LAB_S_IP6 PORT=$PORT6 client -n 1
+echo "  IPv6 repeat: $reqs"
+lab_check "IPv6 repeat request: outcome=data-acked, answer complete (rc $rc)" \
+  [ "$rc/$(lab_field outcome "$reqs")/$(lab_field resp "$reqs")" = "0/data-acked/OK 6" ]
+lab_check_range "IPv6 repeat request, in RTT" \
+  "$(rtts "$(lab_field ms "$reqs")")" 0.9 1.4
 
 lab_finish

@@ -167,8 +167,8 @@ int main(int argc, char **argv) {
   tfo_cache_lookup((struct sockaddr *)&addr, sizeof(addr), &ce);
   g.base_fds = count_fds();
   g.t0 = uv_hrtime();
-  c = tfo_uv_connect_ex(&g.req, &g.tcp, (struct sockaddr *)&addr, &b, 1,
-                        &opts, on_connect);
+  c = tfo_uv_connect_ex(&g.req, &g.tcp, (struct sockaddr *)&addr, &b, 1, &opts,
+                        on_connect);
   if (c != 0) {
     fprintf(stderr, "uv-close: tfo_uv_connect: %s\n", uv_strerror(c));
     return 99;

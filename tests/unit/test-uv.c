@@ -76,11 +76,12 @@ struct peer {
   uv_tcp_t tcp;
   uv_write_t wr;
   struct server *s;
-  char buf[4096];
-  size_t len;
+  size_t len; /* bytes read */
   int answered;
   char resp[32];
 };
+
+static char scratch[65536]; /* every read lands here: only counts matter */
 
 static void on_peer_close(uv_handle_t *h) {
   free(h->data);
@@ -94,25 +95,23 @@ static void on_peer_written(uv_write_t *wr, int status) {
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  struct peer *p = h->data;
-
+  (void)h;
   (void)hint;
-  buf->base = p->buf + p->len;
-  buf->len = sizeof(p->buf) - p->len - 1;
+  buf->base = scratch;
+  buf->len = sizeof(scratch);
 }
 
 static void on_peer_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   struct peer *p = st->data;
   uv_buf_t out;
 
-  (void)buf;
   if (n < 0) {
     if (!p->answered)
       uv_close((uv_handle_t *)&p->tcp, on_peer_close);
     return;
   }
   p->len += (size_t)n;
-  if (p->answered || memchr(p->buf, '\n', p->len) == NULL)
+  if (p->answered || memchr(buf->base, '\n', (size_t)n) == NULL)
     return;
   p->answered = 1;
   uv_read_stop(st);
@@ -162,8 +161,8 @@ static void server_start(uv_loop_t *loop, struct server *s, int max) {
   s->max = max;
   assert_int_equal(uv_tcp_init(loop, &s->listener), 0);
   s->listener.data = s;
-  assert_int_equal(
-      uv_tcp_bind(&s->listener, (const struct sockaddr *)&a, 0), 0);
+  assert_int_equal(uv_tcp_bind(&s->listener, (const struct sockaddr *)&a, 0),
+                   0);
   assert_int_equal(tfo_uv_listen(&s->listener, 1024, 64, on_connection), 0);
   assert_int_equal(uv_fileno((uv_handle_t *)&s->listener, &fd), 0);
   assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, &len), 0);
@@ -186,9 +185,9 @@ struct client {
   size_t rlen;
   int connect_calls;
   int status;
-  int closed;          /* the handle's close callback ran */
-  int after_close;     /* callbacks after it (must stay 0) */
-  int fds_at_close;    /* open fds when the timer closed the handle */
+  int closed;       /* the handle's close callback ran */
+  int after_close;  /* callbacks after it (must stay 0) */
+  int fds_at_close; /* open fds when the timer closed the handle */
   struct tfo_result result;
   int result_err;
   enum tfo_outcome info_outcome;
@@ -290,6 +289,14 @@ static void connect_sends_then_handle_is_ordinary(void **state) {
   assert_int_equal(tfo_uv_connect(&c.req, &c.tcp, (struct sockaddr *)&a, bufs,
                                   2, on_connect_talk),
                    UV_EALREADY);
+  /* Until the callback the handle has no socket: the first bytes go in
+   * bufs, nothing else is accepted. */
+  assert_int_equal(
+      uv_read_start((uv_stream_t *)&c.tcp, on_resp_alloc, on_resp_read),
+      UV_ENOTCONN);
+  assert_int_equal(uv_write(&c.wr, (uv_stream_t *)&c.tcp, bufs, 1, NULL),
+                   UV_EBADF);
+  assert_int_equal(uv_try_write((uv_stream_t *)&c.tcp, bufs, 1), UV_EAGAIN);
   run_and_close(&loop);
 
   assert_int_equal(c.connect_calls, 1);
@@ -321,8 +328,8 @@ static void refused_reports_through_the_callback(void **state) {
 
   assert_int_equal(uv_loop_init(&loop), 0);
   client_init(&loop, &c);
-  assert_int_equal(tfo_uv_connect(&c.req, &c.tcp, (struct sockaddr *)&a, &b,
-                                  1, on_connect_count),
+  assert_int_equal(tfo_uv_connect(&c.req, &c.tcp, (struct sockaddr *)&a, &b, 1,
+                                  on_connect_count),
                    0);
   assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(c.connect_calls, 1);
@@ -398,8 +405,8 @@ static int close_pending(int fallback_ms, int close_ms) {
   a = loopback(k.port);
   base = count_fds();
   o.fallback_ms = fallback_ms;
-  assert_int_equal(tfo_uv_connect_ex(&c.req, &c.tcp, (struct sockaddr *)&a,
-                                     &b, 1, &o, on_connect_count),
+  assert_int_equal(tfo_uv_connect_ex(&c.req, &c.tcp, (struct sockaddr *)&a, &b,
+                                     1, &o, on_connect_count),
                    0);
   assert_int_equal(uv_timer_init(&loop, &c.timer), 0);
   c.timer.data = &c;
@@ -449,8 +456,8 @@ static void timeout_fails_with_etimedout(void **state) {
   a = loopback(k.port);
   o.timeout_ms = 150;
   o.fallback_ms = 40;
-  assert_int_equal(tfo_uv_connect_ex(&c.req, &c.tcp, (struct sockaddr *)&a,
-                                     &b, 1, &o, on_connect_count),
+  assert_int_equal(tfo_uv_connect_ex(&c.req, &c.tcp, (struct sockaddr *)&a, &b,
+                                     1, &o, on_connect_count),
                    0);
   assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
   ms = (double)(c.t_cb - c.t0) / 1e6;
@@ -526,8 +533,8 @@ static void heap_objects_closed_in_every_state(void **state) {
     tcp->data = hc;
     req->data = hc;
     a = loopback(close_ms[i] < 0 ? s.port : k.port);
-    assert_int_equal(tfo_uv_connect_ex(req, tcp, (struct sockaddr *)&a, &b,
-                                       1, &o, on_heap_connect),
+    assert_int_equal(tfo_uv_connect_ex(req, tcp, (struct sockaddr *)&a, &b, 1,
+                                       &o, on_heap_connect),
                      0);
     if (close_ms[i] == 0) {
       /* At once, before the loop ever ran. */
@@ -567,9 +574,8 @@ static void many_concurrent_on_one_loop(void **state) {
   for (i = 0; i < MANY; i++) {
     client_init(&loop, &c[i]);
     strcpy(c[i].more, "\n");
-    assert_int_equal(tfo_uv_connect(&c[i].req, &c[i].tcp,
-                                    (struct sockaddr *)&a, &b, 1,
-                                    on_connect_talk),
+    assert_int_equal(tfo_uv_connect(&c[i].req, &c[i].tcp, (struct sockaddr *)&a,
+                                    &b, 1, on_connect_talk),
                      0);
   }
   run_and_close(&loop);
@@ -601,6 +607,129 @@ static void listen_default_qlen(void **state) {
   assert_int_equal(info.qlen, TFO_LISTEN_QLEN_DEFAULT);
   uv_close((uv_handle_t *)&l, NULL);
   run_and_close(&loop);
+}
+
+/* The machine finishes in the loop iteration in which the handle was
+ * closed: the close wins, as with uv_tcp_connect, and the connected socket
+ * is closed, not leaked. */
+static void close_as_it_completes(void **state) {
+  struct sockaddr_in a = loopback(0);
+  uv_loop_t loop;
+  struct client c;
+  uv_buf_t b = uv_buf_init((char *)"GET /\n", 6);
+  int l, fds = count_fds();
+
+  (void)state;
+  l = socket(AF_INET, SOCK_STREAM, 0);
+  assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+  assert_int_equal(listen(l, 16), 0);
+  a = loopback(local_port(l));
+  assert_int_equal(uv_loop_init(&loop), 0);
+  client_init(&loop, &c);
+  assert_int_equal(tfo_uv_connect(&c.req, &c.tcp, (struct sockaddr *)&a, &b, 1,
+                                  on_connect_count),
+                   0);
+  usleep(20000); /* the handshake is done; the loop has not seen it yet */
+  uv_close((uv_handle_t *)&c.tcp, on_client_close);
+  run_and_close(&loop);
+  assert_int_equal(c.connect_calls, 1);
+  assert_int_equal(c.status, UV_ECANCELED);
+  assert_int_equal(c.closed, 1);
+  assert_int_equal(c.after_close, 0);
+  close(l);
+  assert_int_equal(count_fds(), fds);
+}
+
+/* More than the socket buffers hold: the callback waits until the kernel
+ * took every byte, and they all arrive, in order, before later writes. */
+static void large_first_bytes(void **state) {
+  enum { BIG = 8 << 20 };
+  uv_loop_t loop;
+  struct server s;
+  struct client c;
+  struct sockaddr_in a;
+  uv_buf_t b[2];
+  char *big, want[32];
+  int fds = count_fds();
+
+  (void)state;
+  big = malloc(BIG);
+  assert_non_null(big);
+  memset(big, 'x', BIG);
+  assert_int_equal(uv_loop_init(&loop), 0);
+  server_start(&loop, &s, 1);
+  client_init(&loop, &c);
+  a = loopback(s.port);
+  b[0] = uv_buf_init((char *)"PUT /", 5);
+  b[1] = uv_buf_init(big, BIG);
+  strcpy(c.more, "\n");
+  assert_int_equal(tfo_uv_connect(&c.req, &c.tcp, (struct sockaddr *)&a, b, 2,
+                                  on_connect_talk),
+                   0);
+  run_and_close(&loop);
+  snprintf(want, sizeof(want), "OK %d\n", 5 + BIG + 1);
+  assert_int_equal(c.status, 0);
+  assert_string_equal(c.resp, want);
+  assert_int_equal(c.result.bytes_sent, 5 + BIG);
+  free(big);
+  assert_int_equal(count_fds(), fds);
+}
+
+/* The usual shutdown, a uv_walk that closes every handle, while connects
+ * run: it closes the library's handles too. Nothing may abort (a second
+ * uv_close would), leak, or lose a close callback. */
+static int walk_closes, walk_walked;
+
+static void on_walk_closed(uv_handle_t *h) {
+  (void)h;
+  walk_closes++;
+}
+
+static void close_every_handle(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) {
+    walk_walked++;
+    uv_close(h, on_walk_closed);
+  }
+}
+
+static void on_walk_timer(uv_timer_t *t) {
+  uv_walk(t->loop, close_every_handle, NULL);
+}
+
+static void walk_closing_everything(void **state) {
+  static const int close_ms[] = {10, 60}; /* before, during the race */
+  struct tfo_connect_opts o = {0};
+  uv_loop_t loop;
+  uv_timer_t t;
+  struct sink k;
+  struct client c;
+  struct sockaddr_in a;
+  uv_buf_t b = uv_buf_init((char *)"GET /\n", 6);
+  int fds = count_fds(), i;
+
+  (void)state;
+  for (i = 0; i < 2; i++) {
+    sink_open(&k);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    client_init(&loop, &c);
+    a = loopback(k.port);
+    o.fallback_ms = 30;
+    walk_closes = walk_walked = 0;
+    assert_int_equal(tfo_uv_connect_ex(&c.req, &c.tcp, (struct sockaddr *)&a,
+                                       &b, 1, &o, on_connect_count),
+                     0);
+    assert_int_equal(uv_timer_init(&loop, &t), 0);
+    assert_int_equal(uv_timer_start(&t, on_walk_timer, close_ms[i], 0), 0);
+    run_and_close(&loop);
+    assert_int_equal(c.connect_calls, 1);
+    assert_int_equal(c.status, UV_ECANCELED);
+    /* The tcp handle, the timer, and ours (a timer, one or two polls). */
+    assert_true(walk_walked >= 4);
+    assert_int_equal(walk_closes, walk_walked);
+    sink_close(&k);
+    assert_int_equal(count_fds(), fds);
+  }
 }
 
 static void bad_input(void **state) {
@@ -639,11 +768,9 @@ static void bad_input(void **state) {
   /* A handle that has a socket already is not ours to connect. */
   assert_int_equal(uv_tcp_init_ex(&loop, &bound, AF_INET), 0);
   assert_int_equal(tfo_uv_connect(&req, &bound, sa, &b, 1, NULL), UV_EINVAL);
-  assert_int_equal(tfo_uv_listen(&tcp, 16, -1, (uv_connection_cb)1),
-                   UV_EINVAL);
+  assert_int_equal(tfo_uv_listen(&tcp, 16, -1, (uv_connection_cb)1), UV_EINVAL);
   /* Not bound: no socket to set TCP_FASTOPEN on. */
-  assert_int_equal(tfo_uv_listen(&tcp, 16, 16, (uv_connection_cb)1),
-                   UV_EINVAL);
+  assert_int_equal(tfo_uv_listen(&tcp, 16, 16, (uv_connection_cb)1), UV_EINVAL);
   /* Nothing was left on the loop by any of it; a closing handle is
    * refused too. */
   memset(&a6, 0, sizeof(a6));
@@ -666,6 +793,9 @@ int main(void) {
       cmocka_unit_test(close_during_fallback),
       cmocka_unit_test(timeout_fails_with_etimedout),
       cmocka_unit_test(heap_objects_closed_in_every_state),
+      cmocka_unit_test(close_as_it_completes),
+      cmocka_unit_test(walk_closing_everything),
+      cmocka_unit_test(large_first_bytes),
       cmocka_unit_test(many_concurrent_on_one_loop),
   };
 
