@@ -11,8 +11,11 @@
  *  - `wmu` (in-process mutex) then flock(LOCK_EX) on the file serialise
  *    writers; flock alone would not, as threads share the open file
  *    description. Readers take neither: each slot is a seqlock.
- *  - fork: the child gets fresh locks and reopens the file, because a flock
+ *  - fork: prepare takes `rw` exclusive (so nobody holds `wmu` or is mid-
+ *    reopen); the child resets `rw` and reopens the file, because a flock
  *    belongs to the open file description, which it shares with the parent.
+ *    (Known limit: fork() from a signal handler that interrupted a cache
+ *    call in the same thread would wait forever in prepare.)
  *
  * SPDX-License-Identifier: MIT */
 #ifdef HAVE_CONFIG_H

@@ -2,22 +2,55 @@
  *
  * With a cookie cached, the kernel holds the SYN until the first write; a
  * program that waits for the server to speak first (SMTP, FTP, SSH) would
- * wait forever. So the first read releases the SYN.
+ * wait forever. So the first read releases the SYN. Only while some socket
+ * holds its SYN does a read cost more than a load.
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
 
-static void before_read(int fd) {
-  struct tfo__fd *st = tfo__fd_peek(fd);
+static int poll_one(void *arg, int ms) {
+  struct pollfd p = {*(int *)arg, POLLIN, 0};
 
-  if (st != NULL &&
-      atomic_load_explicit(&st->kind, memory_order_relaxed) == FD_DEFERRED)
+  return tfo__libc()->poll(&p, 1, ms);
+}
+
+/* A read that would block on another fd while some socket holds its SYN
+ * (a blocking FTP client reads the control connection while the server
+ * waits for the data connection) waits like poll does: the held SYN is
+ * released when its grace ends. */
+static void wait_elsewhere(int fd, int flags) {
+  struct pollfd p = {fd, POLLIN, 0};
+  int fl, saved = errno;
+
+  if (!(flags & MSG_DONTWAIT) &&
+      (fl = tfo__libc()->fcntl(fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK) &&
+      tfo__libc()->poll(&p, 1, 0) == 0)
+    tfo__wait_releasing(poll_one, &fd, -1);
+  errno = saved;
+}
+
+static void before_read_flags(int fd, int flags) {
+  struct tfo__fd *st;
+
+  if (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
+    return;
+  st = tfo__fd_peek(fd);
+  if (st != NULL && atomic_load(&st->kind) == FD_DEFERRED)
     tfo__fd_release(fd, st);
+  else
+    wait_elsewhere(fd, flags);
+}
+
+static void before_read(int fd) {
+  before_read_flags(fd, 0);
 }
 
 TFO_SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n) {
@@ -31,18 +64,18 @@ TFO_SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt) {
 }
 
 TFO_SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
-  before_read(fd);
+  before_read_flags(fd, flags);
   return tfo__libc()->recv(fd, buf, n, flags);
 }
 
 TFO_SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                                  struct sockaddr *sa, socklen_t *len) {
-  before_read(fd);
+  before_read_flags(fd, flags);
   return tfo__libc()->recvfrom(fd, buf, n, flags, sa, len);
 }
 
 TFO_SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
-  before_read(fd);
+  before_read_flags(fd, flags);
   return tfo__libc()->recvmsg(fd, msg, flags);
 }
 
@@ -56,13 +89,13 @@ TFO_SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n,
 
 TFO_SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
                                    int flags) {
-  before_read(fd);
+  before_read_flags(fd, flags);
   return tfo__libc()->recv_chk(fd, buf, n, buflen, flags);
 }
 
 TFO_SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n,
                                        size_t buflen, int flags,
                                        struct sockaddr *sa, socklen_t *len) {
-  before_read(fd);
+  before_read_flags(fd, flags);
   return tfo__libc()->recvfrom_chk(fd, buf, n, buflen, flags, sa, len);
 }

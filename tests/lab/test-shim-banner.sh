@@ -98,6 +98,21 @@ for i in 1 2 3; do
     lab_fail "curl ftp:// under the shim, run $i: failed or hung (rc $?)"
   fi
 done
+# python's ftplib with blocking sockets (no timeout): it reads the control
+# connection while the data connection still holds its SYN.
+for i in 1 2; do
+  out=$(shim_c timeout 10 "$PY" -c '
+import ftplib, hashlib, sys
+f = ftplib.FTP()
+f.connect(sys.argv[1], 2100)
+f.login()
+b = bytearray()
+f.retrbinary("RETR file.bin", b.extend)
+f.quit()
+print(hashlib.sha256(b).hexdigest())' "$LAB_S_IP4" || echo "failed or hung")
+  lab_check "python ftplib (blocking) under the shim, run $i: file intact" \
+    test "$out" = "$sum"
+done
 lab_check_range "vsftpd (under the shim) accepted TFO connections" \
   "$(( $(lab_counter s TCPFastOpenPassive) - passive ))" 1 100
 

@@ -844,7 +844,7 @@ static void fallback_child(struct fx *f, const char *xdg, unsigned mode) {
   assert_true(pid >= 0);
   if (pid == 0) {
     if (unshare(CLONE_NEWNS) != 0 ||
-        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("tmpfs", "/run", "tmpfs", 0, "mode=0755") != 0)
       _exit(77);
     if (xdg != NULL)

@@ -1,0 +1,49 @@
+#!/bin/bash
+# A path that breaks TFO, under libtfo_preload.so (issue: shim). The first
+# connection through it costs no more than the kernel alone; every later one,
+# from new processes, costs what a plain connection costs, because the
+# negative cache learnt the destination. 50 ms RTT.
+set -eu
+here=$(dirname -- "$0")
+. "$here/lab.sh"
+. "$here/shim.sh"
+lab_require
+command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+
+RTT=50
+lab_up --rtt "$RTT" || exit 99
+shim_www
+printf 'hello\n' >"$LAB_DIR/www/small"
+shim_http_bg 8080
+lab_wait_port 8080 v4 || exit 99
+URL=http://$LAB_S_IP4:8080/small
+
+ms() { awk '{ printf "%.1f\n", $1 * 1000 }'; }
+curl_plain() { lab_c curl -s -o /dev/null -w '%{time_total}\n' "$URL" | ms; }
+curl_shim() { shim_c curl -s -o /dev/null -w '%{time_total}\n' "$URL" | ms; }
+curl_kernel() { lab_c curl --tcp-fastopen -s -o /dev/null -w '%{time_total}\n' "$URL" | ms; }
+
+for mode in blackhole dropdata; do
+  lab_mode none
+  lab_c ip tcp_metrics flush all
+  SHIM_CACHE=$LAB_DIR/cache-$mode
+  curl_shim >/dev/null # a cookie, on the clean path
+  curl_kernel >/dev/null
+  lab_mode "$mode"
+  plain=()
+  for i in 1 2 3; do plain+=("$(curl_plain)"); done
+  plain_med=$(printf '%s\n' "${plain[@]}" | lab_median)
+  kernel=$(curl_kernel)
+  first=$(curl_shim)
+  later=()
+  for i in 1 2 3; do later+=("$(curl_shim)"); done
+  later_med=$(printf '%s\n' "${later[@]}" | lab_median)
+  echo "$mode: plain ${plain[*]} ms; curl --tcp-fastopen $kernel ms; shim first $first ms, then ${later[*]} ms"
+  lab_check_range "$mode: kernel TFO alone pays the SYN timeout (ms)" "$kernel" 900 1500
+  lab_check_range "$mode: shim, first connection no worse than the kernel (ms)" \
+    "$first" 0 "$(awk -v k="$kernel" 'BEGIN { print k * 1.1 }')"
+  lab_check_range "$mode: shim, later connections / plain (ratio)" \
+    "$(awk -v a="$later_med" -v b="$plain_med" 'BEGIN { printf "%.3f", a / b }')" 0.8 1.1
+done
+
+lab_finish
