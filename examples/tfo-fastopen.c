@@ -99,7 +99,8 @@ static void explain(const struct tfo_result *r) {
       return;
     case TFO_OUTCOME_DATA_NOT_ACKED:
       printf("the SYN's %zu bytes were not acknowledged: sent again after "
-             "the handshake", r->syn_bytes);
+             "the handshake",
+             r->syn_bytes);
       return;
     case TFO_OUTCOME_FALLBACK:
       printf("the TFO SYN got no answer: a plain connection carried the data");
@@ -128,11 +129,20 @@ int main(int argc, char **argv) {
 
   while ((c = getopt(argc, argv, "ls:p:n:h")) != -1) {
     switch (c) {
-      case 'l': listening = 1; break;
-      case 's': server = optarg; break;
-      case 'p': port = number(optarg, 1, 65535); break;
-      case 'n': count = number(optarg, 1, 1000); break;
-      default: usage();
+      case 'l':
+        listening = 1;
+        break;
+      case 's':
+        server = optarg;
+        break;
+      case 'p':
+        port = number(optarg, 1, 65535);
+        break;
+      case 'n':
+        count = number(optarg, 1, 1000);
+        break;
+      default:
+        usage();
     }
   }
   if (optind != argc)

@@ -51,7 +51,7 @@
 
 struct client {
   int fd;
-  int syn_data;  /* the connection began with data in the SYN */
+  int syn_data; /* the connection began with data in the SYN */
   int tfo_child;
   size_t early;  /* the stream's first bytes that may have come in the SYN */
   size_t offset; /* stream offset of buf[0] */
@@ -217,18 +217,18 @@ static int serve(struct client *c) {
       status = 200;
       reason = "OK";
       snprintf(body, sizeof(body),
-               "hello: early=%d tfo_child=%d request=%u orders=%lu\n",
-               early, c->tfo_child, c->nreq, orders);
+               "hello: early=%d tfo_child=%d request=%u orders=%lu\n", early,
+               c->tfo_child, c->nreq, orders);
     } else {
       status = 405;
       reason = "Method Not Allowed";
       snprintf(body, sizeof(body), "GET, HEAD, OPTIONS or POST\n");
     }
-    printf("req=%lu conn=%lu peer=%s %s %s early=%d -> %d\n", requests,
-           c->conn, c->peer, method, target, early, status);
+    printf("req=%lu conn=%lu peer=%s %s %s early=%d -> %d\n", requests, c->conn,
+           c->peer, method, target, early, status);
     fflush(stdout);
-    if (respond(c, status, reason, body, !keep,
-                strcmp(method, "HEAD") == 0) != 0 ||
+    if (respond(c, status, reason, body, !keep, strcmp(method, "HEAD") == 0) !=
+            0 ||
         !keep)
       return -1;
     memmove(c->buf, c->buf + total, c->len - total);
@@ -324,11 +324,21 @@ int main(int argc, char **argv) {
 
   while ((c = getopt(argc, argv, "a:p:q:k:n:")) != -1) {
     switch (c) {
-      case 'a': addr = optarg; break;
-      case 'p': port = number(optarg, 1, 65535); break;
-      case 'q': opts.qlen = (int)number(optarg, 1, 1000000); break;
-      case 'k': opts.key_file = optarg; break;
-      case 'n': maxreq = number(optarg, 1, 1000000000L); break;
+      case 'a':
+        addr = optarg;
+        break;
+      case 'p':
+        port = number(optarg, 1, 65535);
+        break;
+      case 'q':
+        opts.qlen = (int)number(optarg, 1, 1000000);
+        break;
+      case 'k':
+        opts.key_file = optarg;
+        break;
+      case 'n':
+        maxreq = number(optarg, 1, 1000000000L);
+        break;
       default:
         fprintf(stderr, "usage: tfo-server [-a ADDR] [-p PORT] [-q QLEN] "
                         "[-k KEYFILE] [-n MAXREQ]\n");

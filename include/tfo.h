@@ -76,7 +76,9 @@ struct tfo_result {
                        * success */
   size_t syn_bytes;   /* of those, carried in the SYN (and acknowledged when
                        * outcome is DATA_ACKED) */
-  int fallback_ms;    /* the fallback delay that applied, 0 when no race */
+  int fallback_ms;    /* the race delay that was armed for the TFO attempt;
+                       * 0 when none was (no TFO attempt, or
+                       * TFO_CONNECT_NO_RACE) */
   int client_fail;    /* the kernel's tcpi_fastopen_client_fail: 0 none,
                        * 1 no cookie, 2 data not acked, 3 SYN retransmitted;
                        * -1 when not known */
@@ -114,14 +116,16 @@ typedef struct tfo_conn tfo_conn;
 
 struct tfo_watch {
   int fd[2];        /* sockets to watch; -1: slot unused */
-  short events[2];  /* poll events for each (POLLOUT and/or POLLIN) */
+  short events[2];  /* poll events to wait for on each (today POLLOUT) */
   int timeout_ms;   /* call tfo_conn_step again after this long even when no
                      * socket is ready; -1: no timer needed */
 };
 
 /* Starts a connection. The buffers the iov points to must stay valid until
  * tfo_conn_finish or tfo_conn_abort (the iov array itself is copied).
- * Returns NULL with errno on bad input or when no socket could be had. */
+ * Returns NULL with errno only for bad input (EINVAL, EAFNOSUPPORT) or no
+ * memory; any other failure (no socket, no route) is reported by
+ * tfo_conn_finish, so callers have one path. */
 TFO_EXTERN tfo_conn *tfo_conn_start(const struct sockaddr *addr,
                                     socklen_t addrlen, const struct iovec *iov,
                                     int iovcnt,
@@ -159,17 +163,21 @@ struct tfo_cache_entry {
   int skip;                      /* 1: TFO is not tried until `expires_ms` */
   enum tfo_cache_event last;     /* the last thing the destination did */
   unsigned failures;             /* consecutive failures */
-  unsigned rtt_us;               /* last measured RTT, 0 unknown */
-  int64_t expires_ms;            /* end of the skip period, ms since the
-                                  * epoch, 0 none */
+  unsigned rtt_us;               /* smoothed RTT, 0 unknown */
+  int64_t expires_ms;            /* end of the current or last skip
+                                  * period, ms since the epoch; 0 none.
+                                  * Kept after a skip ends until the
+                                  * destination next succeeds */
   uint64_t reserved[4];
 };
 
-/* NULL: the default file ($XDG_RUNTIME_DIR/libtfo/cache, /run/libtfo/cache
- * for root); "off": no cache; else an absolute path. Overrides LIBTFO_CACHE.
- * 0 or -1 with errno. */
+/* NULL: the default file ($XDG_RUNTIME_DIR/libtfo/cache when that directory
+ * is ours, /run/libtfo/cache for root; else a table in this process's
+ * memory); "off": no cache; else an absolute path. Overrides LIBTFO_CACHE.
+ * 0 or -1 with errno (EINVAL for a relative path). */
 TFO_EXTERN int tfo_cache_configure(const char *path);
-/* 0 and *entry filled, or -1 with errno ENOENT (not known), EINVAL. */
+/* 0 and *entry filled, or -1 with errno ENOENT (not known, or the cache is
+ * off), EINVAL, EAFNOSUPPORT. */
 TFO_EXTERN int tfo_cache_lookup(const struct sockaddr *addr, socklen_t addrlen,
                                 struct tfo_cache_entry *entry);
 TFO_EXTERN int tfo_cache_forget(const struct sockaddr *addr, socklen_t addrlen);

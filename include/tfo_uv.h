@@ -50,10 +50,10 @@ TFO_EXTERN int tfo_uv_connect_ex(uv_connect_t *req, uv_tcp_t *handle,
                                  uv_connect_cb cb);
 
 /* What TCP Fast Open did for a handle that tfo_uv_connect connected (from
- * its callback on, for as long as the socket is open): 0 and *result
- * filled, or UV_EBADF (no socket), UV_ENOENT (not connected by
- * tfo_uv_connect, or one of the oldest of more than 4096 such sockets
- * still open), UV_EINVAL. */
+ * its callback on, while the socket is open): 0 and *result filled, or
+ * UV_EBADF (no socket), UV_ENOENT (not connected by tfo_uv_connect, or
+ * forgotten: the last 4096 such connects of the process are kept),
+ * UV_EINVAL. */
 TFO_EXTERN int tfo_uv_result(const uv_tcp_t *handle, struct tfo_result *result);
 
 /* uv_listen on a bound handle (uv_tcp_bind) whose socket first gets

@@ -74,7 +74,9 @@ struct entry {
   unsigned failures, backoff, last;
 };
 
-enum mode { MODE_DEFAULT, MODE_OFF, MODE_PATH };
+/* MODE_ENV: no caller configured the cache, so LIBTFO_CACHE decides, at
+ * first use (it is read once, like every LIBTFO_ variable). */
+enum mode { MODE_ENV, MODE_DEFAULT, MODE_OFF, MODE_PATH };
 
 struct table {
   struct tfo__cache_hdr *hdr; /* NULL: off (or no memory at all) */
@@ -86,7 +88,7 @@ struct table {
 static _Atomic unsigned rw; /* readers | RW_WRITER */
 static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-static enum mode mode = MODE_DEFAULT;
+static enum mode mode = MODE_ENV;
 static char *spec_path;
 static int ready; /* table open for the current configuration and process */
 static struct table tab = {.fd = -1};
@@ -447,9 +449,32 @@ static void open_memory(void) {
 }
 
 /* Called with rw held exclusive. */
+/* LIBTFO_CACHE=path|off. secure_getenv: a setuid program must not be
+ * steered into creating files where its caller chooses. */
+static void mode_from_env(void) {
+  const char *s = secure_getenv("LIBTFO_CACHE");
+
+  mode = MODE_DEFAULT;
+  if (s == NULL || *s == '\0')
+    return;
+  if (strcmp(s, "off") == 0) {
+    mode = MODE_OFF;
+  } else if (s[0] == '/' && strlen(s) < PATH_MAX &&
+             (spec_path = strdup(s)) != NULL) {
+    mode = MODE_PATH;
+  } else {
+    tfo__log(TFO__LOG_ERROR,
+             "ignoring LIBTFO_CACHE='%.64s': expected an absolute path or "
+             "'off'",
+             s);
+  }
+}
+
 static void open_table(void) {
   int fd = -1;
 
+  if (mode == MODE_ENV)
+    mode_from_env();
   read_netns();
   ready = 1;
   if (tab.hdr != NULL) /* a private table inherited over fork */

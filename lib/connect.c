@@ -40,7 +40,8 @@ struct tfo_conn {
   size_t sent;  /* bytes the kernel took on the winning socket */
   unsigned flags;
   int use_cache;
-  int fallback_ms;   /* the race delay, 0: no race */
+  int fallback_ms;   /* the race delay, 0: automatic (until armed) */
+  int race_armed;    /* a plain connect races the TFO SYN after it */
   int64_t t_start;   /* CLOCK_MONOTONIC, us */
   int64_t t_race;    /* start the plain connect at this time, 0: never */
   int64_t t_deadline;
@@ -274,6 +275,7 @@ static void start_tfo(struct tfo_conn *c, uint32_t rtt_us) {
       c->fallback_ms = tfo__fallback_delay_ms(
           (const struct sockaddr *)&c->addr, c->addrlen, rtt_us);
     c->t_race = c->t_start + (int64_t)c->fallback_ms * 1000;
+    c->race_armed = 1;
   } else {
     c->fallback_ms = 0;
   }
@@ -568,7 +570,7 @@ int tfo_conn_finish(tfo_conn *c, struct tfo_result *r) {
     r->outcome = c->outcome;
     r->bytes_sent = c->sent;
     r->syn_bytes = c->syn_bytes;
-    r->fallback_ms = c->fallback_ms;
+    r->fallback_ms = c->race_armed ? c->fallback_ms : 0;
     r->client_fail = c->client_fail;
     r->elapsed_us = (unsigned)(now_us() - c->t_start);
     if (c->fd >= 0 && tfo__tcpinfo_get(c->fd, &ti) == 0)

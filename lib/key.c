@@ -108,8 +108,9 @@ bad:
 }
 
 static void format_one(const uint8_t *b, char *out) {
-  snprintf(out, 36, "%02x%02x%02x%02x-%02x%02x%02x%02x-%02x%02x%02x%02x-"
-                    "%02x%02x%02x%02x",
+  snprintf(out, 36,
+           "%02x%02x%02x%02x-%02x%02x%02x%02x-%02x%02x%02x%02x-"
+           "%02x%02x%02x%02x",
            b[3], b[2], b[1], b[0], b[7], b[6], b[5], b[4], b[11], b[10], b[9],
            b[8], b[15], b[14], b[13], b[12]);
 }
@@ -187,21 +188,23 @@ int tfo__key_parse_file(const char *text, size_t n, struct tfo__key *k,
       a = eq + 1;
     }
     if (key_line != 0) {
-      say(why, whylen, "line %u: a second key (line %u has one already)",
-          line, key_line);
+      say(why, whylen, "line %u: a second key (line %u has one already)", line,
+          key_line);
       goto bad;
     }
     if (tfo__key_parse(a, (size_t)(b - a), &t) != 0) {
-      say(why, whylen, "line %u: not a key (want xxxxxxxx-xxxxxxxx-xxxxxxxx-"
-                       "xxxxxxxx[,backup] in hex, not all zeros)",
+      say(why, whylen,
+          "line %u: not a key (want xxxxxxxx-xxxxxxxx-xxxxxxxx-"
+          "xxxxxxxx[,backup] in hex, not all zeros)",
           line);
       goto bad;
     }
     key_line = line;
   }
   if (key_line == 0) {
-    say(why, whylen, "no key in it (want a line xxxxxxxx-xxxxxxxx-xxxxxxxx-"
-                     "xxxxxxxx[,backup], or " TFO__KEY_SYSCTL " = KEY)");
+    say(why, whylen,
+        "no key in it (want a line xxxxxxxx-xxxxxxxx-xxxxxxxx-"
+        "xxxxxxxx[,backup], or " TFO__KEY_SYSCTL " = KEY)");
     goto bad;
   }
   *k = t;
@@ -245,17 +248,18 @@ int tfo__key_read_file(const char *path, struct tfo__key *k, char *why,
     goto fail;
   }
   if (sb.st_uid != geteuid() && sb.st_uid != 0) {
-    say(why, whylen, "owned by uid %lu, neither you (uid %lu) nor root: "
-                     "whoever owns it can change the key",
+    say(why, whylen,
+        "owned by uid %lu, neither you (uid %lu) nor root: "
+        "whoever owns it can change the key",
         (unsigned long)sb.st_uid, (unsigned long)geteuid());
     e = EPERM;
     goto fail;
   }
   if (sb.st_mode & 077) {
-    say(why, whylen, "mode %04o lets group or others %s it: a key must be "
-                     "secret (chmod 600)",
-        (unsigned)(sb.st_mode & 07777),
-        (sb.st_mode & 044) ? "read" : "write");
+    say(why, whylen,
+        "mode %04o lets group or others %s it: a key must be "
+        "secret (chmod 600)",
+        (unsigned)(sb.st_mode & 07777), (sb.st_mode & 044) ? "read" : "write");
     e = EPERM;
     goto fail;
   }

@@ -25,7 +25,7 @@
 _Static_assert(TFO_KEY_LEN == TFO__KEY_LEN && TFO_KEY_MAX == TFO__KEY_MAX,
                "public and internal key sizes differ");
 
-#define KNOWN_FLAGS                                                           \
+#define KNOWN_FLAGS                                                            \
   (TFO_LISTEN_REUSEPORT | TFO_LISTEN_DUALSTACK | TFO_LISTEN_NONBLOCK)
 
 static int check_opts(const struct tfo_listen_opts *o, int family) {
@@ -75,12 +75,16 @@ static void report_server_bit(int port) {
   long bits;
 
   if (tfo__sysctl_long("net.ipv4.tcp_fastopen", &bits) != 0)
-    tfo__log(TFO__LOG_INFO, "listener on port %d: cannot read "
-             "net.ipv4.tcp_fastopen: %s", port, strerror(errno));
+    tfo__log(TFO__LOG_INFO,
+             "listener on port %d: cannot read "
+             "net.ipv4.tcp_fastopen: %s",
+             port, strerror(errno));
   else if (!(bits & TFO__FO_SERVER))
-    tfo__log(TFO__LOG_ERROR, "listener on port %d: net.ipv4.tcp_fastopen=%ld "
+    tfo__log(TFO__LOG_ERROR,
+             "listener on port %d: net.ipv4.tcp_fastopen=%ld "
              "lacks the server bit (2): listening without TCP Fast Open "
-             "(tfoctl enable server)", port, bits);
+             "(tfoctl enable server)",
+             port, bits);
 }
 
 static int listen_socket(const struct sockaddr *addr, socklen_t addrlen,
@@ -89,11 +93,11 @@ static int listen_socket(const struct sockaddr *addr, socklen_t addrlen,
   int family = addr->sa_family;
   int fd, e, qlen;
 
-  fd = tfo__sys.socket(family,
-                       SOCK_STREAM | SOCK_CLOEXEC |
-                           ((o->flags & TFO_LISTEN_NONBLOCK) ? SOCK_NONBLOCK
-                                                             : 0),
-                       IPPROTO_TCP);
+  fd = tfo__sys.socket(
+      family,
+      SOCK_STREAM | SOCK_CLOEXEC |
+          ((o->flags & TFO_LISTEN_NONBLOCK) ? SOCK_NONBLOCK : 0),
+      IPPROTO_TCP);
   if (fd < 0)
     return -1;
   /* SO_REUSEADDR: a restarted server must not wait out TIME_WAIT. */
@@ -113,12 +117,14 @@ static int listen_socket(const struct sockaddr *addr, socklen_t addrlen,
   if (set_int(fd, IPPROTO_TCP, TCP_FASTOPEN, qlen) != 0) {
     if (errno != ENOPROTOOPT && errno != EOPNOTSUPP)
       goto fail;
-    tfo__log(TFO__LOG_ERROR, "TCP_FASTOPEN not supported by this kernel (%s): "
-             "listening without TCP Fast Open", strerror(errno));
+    tfo__log(TFO__LOG_ERROR,
+             "TCP_FASTOPEN not supported by this kernel (%s): "
+             "listening without TCP Fast Open",
+             strerror(errno));
   }
-  if (key != NULL && tfo__sys.setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_KEY,
-                                         key->bytes,
-                                         (socklen_t)key->len) != 0) {
+  if (key != NULL &&
+      tfo__sys.setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_KEY, key->bytes,
+                          (socklen_t)key->len) != 0) {
     /* Asked for explicitly: a key that cannot be set is an error, not a
      * silent fallback to the namespace's key. */
     e = errno;
@@ -152,7 +158,7 @@ int tfo_listen(const struct sockaddr *addr, socklen_t addrlen, int backlog,
   struct tfo__key key;
   const struct tfo__key *kp = NULL;
   char why[256];
-  int fd, e;
+  int fd, e, saved = errno;
 
   if (tfo__check_addr(addr, addrlen) != 0)
     return -1;
@@ -183,7 +189,7 @@ int tfo_listen(const struct sockaddr *addr, socklen_t addrlen, int backlog,
   fd = listen_socket(addr, addrlen, backlog, opts, kp);
   e = errno;
   tfo__key_wipe(&key, sizeof(key));
-  errno = e;
+  errno = fd >= 0 ? saved : e; /* success leaves errno as it was */
   return fd;
 }
 
@@ -201,7 +207,7 @@ int tfo_set_key(int fd, const void *key, size_t key_len) {
 int tfo_load_key_file(const char *path, void *key, size_t size) {
   struct tfo__key k;
   char why[256];
-  int e, len;
+  int e, len, saved = errno;
 
   if (path == NULL || key == NULL) {
     errno = EINVAL;
@@ -221,5 +227,6 @@ int tfo_load_key_file(const char *path, void *key, size_t size) {
   memcpy(key, k.bytes, k.len);
   len = (int)k.len;
   tfo__key_wipe(&k, sizeof(k));
+  errno = saved;
   return len;
 }

@@ -138,9 +138,11 @@ static int put_addr(struct nlmsghdr *nlh, const struct sockaddr *sa,
 static int vals_cb(const struct nlattr *attr, void *data) {
   struct tfo__metrics *m = data;
 
+  /* The kernel keeps the smoothed RTT as tcp_sock's srtt_us does: in
+   * units of 1/8 us (ip tcp_metrics shifts it back the same way). */
   if (mnl_attr_get_type(attr) == TCP_METRIC_RTT_US + 1 &&
       mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
-    m->rtt_us = mnl_attr_get_u32(attr);
+    m->rtt_us = mnl_attr_get_u32(attr) >> 3;
   return MNL_CB_OK;
 }
 

@@ -5,10 +5,12 @@
  *   the real connect, unless the negative cache says the destination breaks
  *   TFO. With a cookie the kernel then defers the SYN to the first write,
  *   which carries the data; without one it asks for a cookie.
- * - The shim repairs what deferral breaks: a read (or a wait for input)
- *   before any write releases the SYN with a zero-length send, so
- *   server-speaks-first protocols never hang; getpeername() answers with the
- *   destination while the SYN is held back.
+ * - The shim repairs what deferral breaks: a read before any write, or any
+ *   wait (poll, select, epoll, a blocking read elsewhere) that outlasts a
+ *   10 ms grace, releases the SYN with a zero-length send, so
+ *   server-speaks-first protocols and programs that wait on another
+ *   connection never hang; getpeername() answers with the destination while
+ *   the SYN is held back.
  * - When the socket is closed, what the kernel did is judged once and fed
  *   to the negative cache (lib/), so the next connection, in this process
  *   or another, skips a broken path.

@@ -39,8 +39,8 @@ static int list_cb(const struct sockaddr *sa, socklen_t len,
            (long long)v->expires_ms);
   } else {
     if (l->n == 0)
-      printf("%-46s %-5s %-15s %8s %10s %10s\n", "DESTINATION", "TFO",
-             "LAST", "FAILURES", "RTT", "SKIP LEFT");
+      printf("%-46s %-5s %-15s %8s %10s %10s\n", "DESTINATION", "TFO", "LAST",
+             "FAILURES", "RTT", "SKIP LEFT");
     printf("%-46s %-5s %-15s %8u %8.1fms %10s\n", addr,
            v->skip ? "skip" : "try", ev, v->failures, v->rtt_us / 1000.0,
            until);
@@ -110,8 +110,10 @@ static int do_forget(const struct ctl *c, const char *arg) {
   int port;
 
   if (tfoctl_parse_addr(arg, &ss, &len, &port) != 0)
-    return tfoctl_usage_error("cache", "forget: '%s' is not ADDR, ADDR:PORT "
-                              "or [IPV6]:PORT", arg);
+    return tfoctl_usage_error("cache",
+                              "forget: '%s' is not ADDR, ADDR:PORT "
+                              "or [IPV6]:PORT",
+                              arg);
   memset(&f, 0, sizeof(f));
   f.want = (const struct sockaddr *)&ss;
   if (port > 0) { /* one destination */
@@ -148,8 +150,10 @@ int cmd_cache(const struct ctl *c, int argc, char **argv) {
     return EXIT_OK;
   }
   if (c->cache != NULL && tfo__cache_configure(c->cache) != 0)
-    return tfoctl_usage_error("cache", "--cache '%s': want an absolute file "
-                              "name or \"off\"", c->cache);
+    return tfoctl_usage_error("cache",
+                              "--cache '%s': want an absolute file "
+                              "name or \"off\"",
+                              c->cache);
   if (argc == 0 || strcmp(argv[0], "list") == 0) {
     if (argc > 1)
       return tfoctl_usage_error("cache", "list: unexpected argument '%s'",
@@ -173,6 +177,8 @@ int cmd_cache(const struct ctl *c, int argc, char **argv) {
       printf("cleared\n");
     return EXIT_OK;
   }
-  return tfoctl_usage_error("cache", "unknown subcommand '%s' (list, forget, "
-                            "clear)", argv[0]);
+  return tfoctl_usage_error("cache",
+                            "unknown subcommand '%s' (list, forget, "
+                            "clear)",
+                            argv[0]);
 }

@@ -52,9 +52,8 @@ static int list_cb(const struct tfo__metrics *m, void *arg) {
     if (l->n == 0)
       printf("%-39s %-32s %6s %9s %10s\n", "DESTINATION", "COOKIE", "FO_MSS",
              "SYN_DROPS", "AGE");
-    printf("%-39s %-32s %6u %9u %9.1fs\n", addr,
-           m->cookie_len ? cookie : "-", m->fo_mss, m->syn_drops,
-           (double)m->age_ms / 1000.0);
+    printf("%-39s %-32s %6u %9u %9.1fs\n", addr, m->cookie_len ? cookie : "-",
+           m->fo_mss, m->syn_drops, (double)m->age_ms / 1000.0);
   }
   l->n++;
   return 0;
@@ -83,9 +82,10 @@ static int do_flush(const struct ctl *c, const char *arg) {
   socklen_t len = 0;
   int port, rc;
 
-  if (arg != NULL && (tfoctl_parse_addr(arg, &ss, &len, &port) != 0 ||
-                      port != -1))
-    return tfoctl_usage_error("cookies", "flush: '%s' is not an IP address "
+  if (arg != NULL &&
+      (tfoctl_parse_addr(arg, &ss, &len, &port) != 0 || port != -1))
+    return tfoctl_usage_error("cookies",
+                              "flush: '%s' is not an IP address "
                               "(cookies are per address, not per port)",
                               arg);
   rc = tfo__metrics_delete(arg != NULL ? (struct sockaddr *)&ss : NULL, len);

@@ -13,8 +13,9 @@
 #include "tfoctl.h"
 
 #define KEY_SYSCTL_FILE "60-libtfo-fastopen-key.conf"
-#define WANT "want xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx[,backup], 8 hex digits " \
-             "per group, not all zeros"
+#define WANT                                                                   \
+  "want xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx[,backup], 8 hex digits "           \
+  "per group, not all zeros"
 
 /* The namespace's key: 1 and *k when set, 0 when none yet (all zeros), -1
  * with a message when it cannot be read. */
@@ -143,7 +144,8 @@ static int parse_args(const char *sub, int argc, char **argv, struct args *a) {
       a->persist = 1;
     } else if (strcmp(argv[i], "--backup") == 0) {
       a->backup = 1;
-    } else if (strcmp(argv[i], "--file") == 0 || strcmp(argv[i], "--out") == 0) {
+    } else if (strcmp(argv[i], "--file") == 0 ||
+               strcmp(argv[i], "--out") == 0) {
       if (i + 1 >= argc || argv[i + 1][0] == '\0')
         return tfoctl_usage_error("key", "%s %s needs a file name", sub,
                                   argv[i]);
@@ -152,8 +154,7 @@ static int parse_args(const char *sub, int argc, char **argv, struct args *a) {
       else
         a->out = argv[++i];
     } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-      return tfoctl_usage_error("key", "%s: unknown option '%s'", sub,
-                                argv[i]);
+      return tfoctl_usage_error("key", "%s: unknown option '%s'", sub, argv[i]);
     } else if (a->key == NULL) {
       a->key = argv[i];
     } else {
@@ -170,7 +171,7 @@ static int key_generate(const struct ctl *c, const struct args *a) {
 
   if (a->persist || a->file != NULL || a->key != NULL)
     return tfoctl_usage_error("key", "generate takes only --backup and "
-                              "--out FILE");
+                                     "--out FILE");
   k.len = a->backup ? TFO__KEY_MAX : TFO__KEY_LEN;
   /* A zero half is as likely as guessing the key; retry rather than fail. */
   do {
@@ -221,10 +222,10 @@ static int key_set(const struct ctl *c, const struct args *a) {
 
   if (a->out != NULL || a->backup)
     return tfoctl_usage_error("key", "set takes KEY or --file FILE, and "
-                              "--persist");
+                                     "--persist");
   if ((a->key == NULL) == (a->file == NULL))
     return tfoctl_usage_error("key", "set needs a KEY or --file FILE (one of "
-                              "them)");
+                                     "them)");
   if (a->key != NULL && tfo__key_parse(a->key, strlen(a->key), &k) != 0)
     return tfoctl_usage_error("key", "set: not a key: " WANT);
   if (a->file != NULL && tfo__key_read_file(a->file, &k, why, sizeof(why)) != 0)
@@ -278,12 +279,12 @@ static int key_rotate(const struct ctl *c, const struct args *a) {
   if (a->out != NULL || a->backup || a->key != NULL)
     return tfoctl_usage_error("key", "rotate takes --persist, or --file FILE");
   if (a->file != NULL && a->persist)
-    return tfoctl_usage_error("key", "rotate --file changes the file only: "
+    return tfoctl_usage_error("key",
+                              "rotate --file changes the file only: "
                               "apply it with key set --file FILE [--persist]");
   if (a->file != NULL) {
     if (tfo__key_read_file(a->file, &old, why, sizeof(why)) != 0)
-      return tfoctl_usage_error("key", "rotate: key file %s: %s", a->file,
-                                why);
+      return tfoctl_usage_error("key", "rotate: key file %s: %s", a->file, why);
     had = 1;
   } else {
     had = read_kernel_key("key rotate", &old);
@@ -331,12 +332,13 @@ int cmd_key(const struct ctl *c, int argc, char **argv) {
         "       tfoctl key show\n"
         "       tfoctl key set KEY | --file FILE [--persist]\n"
         "       tfoctl key rotate [--persist] | --file FILE\n"
-        "KEY is xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx[,backup], as "
-        TFO__KEY_SYSCTL " shows it.\n"
+        "KEY is xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx[,backup], "
+        "as " TFO__KEY_SYSCTL " shows it.\n"
         "generate: a random key (from getrandom), printed or written to FILE "
         "(0600).\n"
         "show/set: this namespace's key (root only). rotate: a new primary, "
-        "the old\nprimary kept as backup, in the namespace or in FILE (a farm's "
+        "the old\nprimary kept as backup, in the namespace or in FILE (a "
+        "farm's "
         "shared key:\nrotate the file once, then key set --file FILE on every "
         "server).\n"
         "--persist: also write %s/" KEY_SYSCTL_FILE " (0600).\n",
@@ -356,6 +358,8 @@ int cmd_key(const struct ctl *c, int argc, char **argv) {
     return key_set(c, &a);
   if (strcmp(argv[0], "rotate") == 0)
     return key_rotate(c, &a);
-  return tfoctl_usage_error("key", "unknown subcommand '%s' (generate, show, "
-                            "set, rotate)", argv[0]);
+  return tfoctl_usage_error("key",
+                            "unknown subcommand '%s' (generate, show, "
+                            "set, rotate)",
+                            argv[0]);
 }

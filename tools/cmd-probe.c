@@ -5,14 +5,17 @@
  * the first asks for a cookie (or uses one the kernel holds), the second
  * carries data in the SYN. Their outcomes and the kernel's cookie cache
  * tell a working server, a blackhole (TFO SYNs unanswered) and a server or
- * path that grants no cookie. That last case has two causes a client cannot
- * tell apart with its own TFO SYNs: a server without TFO, and a middlebox
- * that strips option 34. So a raw SYN then asks for a cookie with the
- * pre-RFC experimental option (kind 254, magic 0xF989), which Linux servers
- * still answer and a strip of option 34 does not touch: a cookie there means
- * the server does TFO and the path strips the option (the check from the
- * seed's scapy example, in C). Raw sockets need CAP_NET_RAW; without it the
- * verdict says it could not tell.
+ * path that grants no cookie.
+ *
+ * That last case has two causes: a server without TFO, and a middlebox that
+ * strips the TFO option from SYNs. A held cookie tells them apart: a TFO
+ * server that gets a cookie it does not take sends a new one, so a cookie
+ * sent, neither taken nor replaced, never reached the server. Without a
+ * cookie, raw SYNs ask for one with option 34 and with the pre-RFC
+ * experimental option (kind 254, magic 0xF989), which Linux servers still
+ * answer (the check from the seed's scapy example, in C): a cookie to the
+ * second only means the path strips option 34. Raw sockets need
+ * CAP_NET_RAW; without it the verdict says it could not tell.
  *
  * SPDX-License-Identifier: MIT */
 #include "config.h"
@@ -49,12 +52,18 @@ enum raw_answer {
 
 static const char *raw_str(enum raw_answer a) {
   switch (a) {
-    case RAW_UNTRIED: return "untried";
-    case RAW_UNAVAILABLE: return "unavailable";
-    case RAW_NO_ANSWER: return "no-answer";
-    case RAW_RESET: return "reset";
-    case RAW_NO_COOKIE: return "no-cookie";
-    case RAW_COOKIE: return "cookie";
+    case RAW_UNTRIED:
+      return "untried";
+    case RAW_UNAVAILABLE:
+      return "unavailable";
+    case RAW_NO_ANSWER:
+      return "no-answer";
+    case RAW_RESET:
+      return "reset";
+    case RAW_NO_COOKIE:
+      return "no-cookie";
+    case RAW_COOKIE:
+      return "cookie";
   }
   return "?";
 }
@@ -348,9 +357,10 @@ static void no_cookie(struct probe *p) {
             "SYNs");
   else if (p->rawexp == RAW_NO_COOKIE && p->raw34 == RAW_NO_COOKIE)
     verdict(p, "no-tfo", EXIT_FAIL,
-            "the server answers SYNs without a cookie: it does not do TFO "
-            "(server bit of net.ipv4.tcp_fastopen off, or no TCP_FASTOPEN on "
-            "the listener)");
+            "the server answers SYNs without a cookie, in either option "
+            "format: it does not do TFO (server bit of net.ipv4.tcp_fastopen "
+            "off, or no TCP_FASTOPEN on the listener), or a middlebox strips "
+            "every TFO option (a probe while a cookie is held tells which)");
   else
     verdict(p, "no-cookie", EXIT_FAIL,
             "no cookie granted to this host, and the raw SYNs did not say "
@@ -369,8 +379,8 @@ static int run(struct probe *p) {
   uint8_t now_cookie[16];
   int n;
 
-  if (p->fresh && tfo__metrics_delete((const struct sockaddr *)&p->addr,
-                                      p->len) != 0 &&
+  if (p->fresh &&
+      tfo__metrics_delete((const struct sockaddr *)&p->addr, p->len) != 0 &&
       errno != ENOENT) {
     verdict(p, "error", EXIT_FAIL,
             errno == EPERM ? "--fresh: cannot forget the cached cookie "
@@ -420,7 +430,13 @@ static int run(struct probe *p) {
       n = cookie_of(p, now_cookie);
       if (n == 0 || (n == p->cookie_before_len &&
                      memcmp(now_cookie, p->cookie_before, (size_t)n) == 0)) {
-        no_cookie(p); /* our cookie ignored, no new one: same question */
+        /* A TFO server that sees a cookie it does not accept sends a new
+         * one. Neither taken nor replaced: the option never reached it. */
+        verdict(p, "strip", EXIT_FAIL,
+                "this server granted a cookie before, but now it neither "
+                "takes it nor sends a new one, as a TFO server that saw it "
+                "would: the TFO option is stripped on the path (or the "
+                "listener on this port does not do TFO)");
         return 0;
       }
       break; /* cookie refused, a new one granted (the key changed) */
@@ -574,17 +590,18 @@ int cmd_probe(const struct ctl *c, int argc, char **argv) {
   int family = AF_UNSPEC, i, rc, tried = 0, fresh = 0;
 
   if (tfoctl_wants_help(argc, argv)) {
-    printf("usage: tfoctl [--json] probe HOST[:PORT] [-p PORT] [-4|-6] "
-           "[--fresh]\n"
-           "                    [--data TEXT] [--timeout MS]\n"
-           "Connects twice (cookie, then data in the SYN) and says whether "
-           "the server\ndoes TCP Fast Open, and if not, where it fails: no "
-           "cookie (no-tfo, or strip\nwhen the path removes option 34: told "
-           "apart with raw SYNs, as root),\nblackhole, data-not-acked. PORT "
-           "defaults to " DEFAULT_PORT "; TEXT (sent in the SYN) to\nan HTTP "
-           "HEAD request. --fresh: forget the kernel's cookie for the server "
-           "first\n(CAP_NET_ADMIN). Exit 0: TFO works, 1: it does not, 3: "
-           "unreachable.\n");
+    printf(
+        "usage: tfoctl [--json] probe HOST[:PORT] [-p PORT] [-4|-6] "
+        "[--fresh]\n"
+        "                    [--data TEXT] [--timeout MS]\n"
+        "Connects twice (cookie, then data in the SYN) and says whether "
+        "the server\ndoes TCP Fast Open, and if not, where it fails: no-tfo, "
+        "strip (the option\ndoes not reach the server: told by a cookie "
+        "held, or by raw SYNs as root),\nblackhole, data-not-acked. PORT "
+        "defaults to " DEFAULT_PORT "; TEXT (sent in the SYN) to\nan HTTP "
+        "HEAD request. --fresh: forget the kernel's cookie for the server "
+        "first\n(CAP_NET_ADMIN). Exit 0: TFO works, 1: it does not, 3: "
+        "unreachable.\n");
     return EXIT_OK;
   }
   for (i = 0; i < argc; i++) {
@@ -600,11 +617,13 @@ int cmd_probe(const struct ctl *c, int argc, char **argv) {
       data = argv[++i];
       if (*data == '\0')
         return tfoctl_usage_error("probe", "--data: the SYN needs at least "
-                                  "one byte to show TFO");
+                                           "one byte to show TFO");
     } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
       if (tfo__parse_long(argv[++i], 100, 60000, &timeout) != 0)
-        return tfoctl_usage_error("probe", "--timeout '%s': want ms in "
-                                  "100..60000", argv[i]);
+        return tfoctl_usage_error("probe",
+                                  "--timeout '%s': want ms in "
+                                  "100..60000",
+                                  argv[i]);
     } else if (argv[i][0] == '-') {
       return tfoctl_usage_error("probe", "unknown option '%s'", argv[i]);
     } else if (target == NULL) {
@@ -616,8 +635,10 @@ int cmd_probe(const struct ctl *c, int argc, char **argv) {
   if (target == NULL)
     return tfoctl_usage_error("probe", "which host?");
   if (split_host(target, host, sizeof(host), &port) != 0)
-    return tfoctl_usage_error("probe", "'%s': want HOST, HOST:PORT or "
-                              "[IPV6]:PORT", target);
+    return tfoctl_usage_error("probe",
+                              "'%s': want HOST, HOST:PORT or "
+                              "[IPV6]:PORT",
+                              target);
   if (opt_port != NULL && port != NULL)
     return tfoctl_usage_error("probe", "the port is given twice");
   if (port == NULL)

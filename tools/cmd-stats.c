@@ -189,8 +189,10 @@ int cmd_stats(const struct ctl *c, int argc, char **argv) {
       interval = strtod(argv[++i], &end);
       if (errno != 0 || *end != '\0' || end == argv[i] ||
           !(interval >= 0.05 && interval <= 3600))
-        return tfoctl_usage_error("stats", "--interval '%s': want seconds "
-                                  "in 0.05..3600", argv[i]);
+        return tfoctl_usage_error("stats",
+                                  "--interval '%s': want seconds "
+                                  "in 0.05..3600",
+                                  argv[i]);
     } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
       if (tfo__parse_long(argv[++i], 1, 1000000000L, &count) != 0)
         return tfoctl_usage_error("stats", "--count '%s': want a number >= 1",

@@ -71,14 +71,13 @@ static void probe_features(struct features *f) {
   fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd >= 0) {
     /* EOPNOTSUPP: known, but the client bit is off: still a feature. */
-    f->fastopen_connect =
-        setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one,
-                   sizeof(one)) == 0 ||
-        errno == EOPNOTSUPP;
+    f->fastopen_connect = setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT,
+                                     &one, sizeof(one)) == 0 ||
+                          errno == EOPNOTSUPP;
     /* A key on a socket that never listens: touches nothing else. */
     if (tfo__key_generate(key, sizeof(key)) == 0)
-      f->backup_key = setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_KEY, key,
-                                 sizeof(key)) == 0;
+      f->backup_key =
+          setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_KEY, key, sizeof(key)) == 0;
     tfo__key_wipe(key, sizeof(key));
     close(fd);
   }
@@ -116,8 +115,10 @@ int cmd_status(const struct ctl *c, int argc, char **argv) {
   if (argc > 0)
     return tfoctl_usage_error("status", "unexpected argument '%s'", argv[0]);
   if (tfo__sysctl_long("net.ipv4.tcp_fastopen", &bits) != 0)
-    return tfoctl_fail("status", "cannot read net.ipv4.tcp_fastopen: %s "
-                       "(kernel without TFO?)", strerror(errno));
+    return tfoctl_fail("status",
+                       "cannot read net.ipv4.tcp_fastopen: %s "
+                       "(kernel without TFO?)",
+                       strerror(errno));
   if (tfo__sysctl_long("net.ipv4.tcp_fastopen_blackhole_timeout_sec",
                        &blackhole) != 0)
     blackhole = -1;
@@ -137,14 +138,16 @@ int cmd_status(const struct ctl *c, int argc, char **argv) {
     printf("],\"client\":%s,\"server\":%s,\"blackhole_timeout_sec\":%ld,"
            "\"key_set\":%s,\"somaxconn\":%ld,",
            jbool(bits & TFO__FO_CLIENT), jbool(bits & TFO__FO_SERVER),
-           blackhole, key == 1 ? "true" : key == 0 ? "false" : "null",
+           blackhole,
+           key == 1   ? "true"
+           : key == 0 ? "false"
+                      : "null",
            somaxconn);
     printf("\"features\":{\"fastopen_connect\":%s,\"backup_key\":%s,"
            "\"client_fail\":%s,\"tfo_child\":%s,\"blackhole_sysctl\":%s,"
            "\"tcp_metrics\":%s}}\n",
-           jbool(f.fastopen_connect), jbool(f.backup_key),
-           jbool(f.client_fail), jbool(f.tfo_child),
-           jbool(f.blackhole_sysctl), jbool(f.tcp_metrics));
+           jbool(f.fastopen_connect), jbool(f.backup_key), jbool(f.client_fail),
+           jbool(f.tfo_child), jbool(f.blackhole_sysctl), jbool(f.tcp_metrics));
     return EXIT_OK;
   }
   printf("tcp_fastopen           %ld (0x%lx)\n", bits, bits);
@@ -213,8 +216,10 @@ int cmd_enable(const struct ctl *c, int argc, char **argv) {
       else if (strcmp(argv[i], "both") == 0)
         want = TFO__FO_CLIENT | TFO__FO_SERVER;
       else
-        return tfoctl_usage_error("enable", "'%s': want client, server or "
-                                  "both", argv[i]);
+        return tfoctl_usage_error("enable",
+                                  "'%s': want client, server or "
+                                  "both",
+                                  argv[i]);
     }
   }
   if (tfo__sysctl_long("net.ipv4.tcp_fastopen", &old) != 0)
@@ -232,8 +237,8 @@ int cmd_enable(const struct ctl *c, int argc, char **argv) {
              "# Written by tfoctl enable: TCP Fast Open bits.\n"
              "net.ipv4.tcp_fastopen = %ld\n",
              now);
-    if (tfoctl_persist(c, "enable", "60-libtfo-fastopen.conf", content,
-                       0644) != 0) {
+    if (tfoctl_persist(c, "enable", "60-libtfo-fastopen.conf", content, 0644) !=
+        0) {
       /* All or nothing: put the running value back. */
       if (now != old) {
         snprintf(value, sizeof(value), "%ld", old);

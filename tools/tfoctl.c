@@ -80,7 +80,8 @@ int tfoctl_parse_addr(const char *s, struct sockaddr_storage *ss,
     hl = (size_t)(close - h);
     if (close[1] == ':')
       p = close + 2;
-  } else if ((colon = strchr(s, ':')) != NULL && strchr(colon + 1, ':') == NULL) {
+  } else if ((colon = strchr(s, ':')) != NULL &&
+             strchr(colon + 1, ':') == NULL) {
     hl = (size_t)(colon - s); /* exactly one colon: v4:port */
     p = colon + 1;
   } else {
@@ -163,8 +164,10 @@ int tfoctl_wants_help(int argc, char **argv) {
 }
 
 static void usage(FILE *out) {
-  fprintf(out,
-      "usage: tfoctl [--json] [--sysctl-dir DIR] [--cache FILE] COMMAND [ARGS]\n"
+  fprintf(
+      out,
+      "usage: tfoctl [--json] [--sysctl-dir DIR] [--cache FILE] COMMAND "
+      "[ARGS]\n"
       "       tfoctl COMMAND --help\n"
       "       tfoctl --help | --version\n"
       "\n"
@@ -192,8 +195,8 @@ static void usage(FILE *out) {
       "  --json              machine-readable output\n"
       "  --sysctl-dir DIR    where --persist writes (default " TFOCTL_SYSCTL_DIR
       ")\n"
-      "  --cache FILE        libtfo's cache file (default $LIBTFO_CACHE, else "
-      "libtfo's)\n"
+      "  --cache FILE        libtfo's cache file (default: $LIBTFO_CACHE, "
+      "else libtfo's)\n"
       "\n"
       "exit status: 0 ok, 1 failed or \"no\", 2 usage error (nothing "
       "changed),\n"
@@ -239,7 +242,6 @@ int main(int argc, char **argv) {
   int i, n = 0;
   size_t k;
 
-  c.cache = getenv("LIBTFO_CACHE");
   /* Global options anywhere; everything else, in order, is the command,
    * compacted in place (n <= i always). */
   rest = argv + 1;

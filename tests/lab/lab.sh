@@ -472,7 +472,11 @@ _lab_mode_ruleset() {
   echo ':TFOLAB_MODE - [0:0]'
   case $mode in
   blackhole)
-    echo '-A TFOLAB_MODE -p tcp --syn -m tcp --tcp-option 34 -j DROP' ;;
+    # Option 34, and 254: the kernel retries a cookie request that got no
+    # answer in the old experimental format (kind 254, magic 0xF989). A box
+    # that drops one drops the other.
+    echo '-A TFOLAB_MODE -p tcp --syn -m tcp --tcp-option 34 -j DROP'
+    echo '-A TFOLAB_MODE -p tcp --syn -m tcp --tcp-option 254 -j DROP' ;;
   dropdata)
     _lab_syn_payload_rules "$fam" DROP ;;
   rstdata)
@@ -482,7 +486,8 @@ _lab_mode_ruleset() {
   echo '*mangle'
   echo ':TFOLAB_MODE - [0:0]'
   if [ "$mode" = strip ]; then
-    echo '-A TFOLAB_MODE -p tcp --syn -j TCPOPTSTRIP --strip-options 34'
+    # 254 too: see blackhole.
+    echo '-A TFOLAB_MODE -p tcp --syn -j TCPOPTSTRIP --strip-options 34,254'
   fi
   echo 'COMMIT'
 }

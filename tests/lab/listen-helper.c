@@ -58,16 +58,26 @@ static void on_signal(int sig) {
 
 static const char *errno_name(int e) {
   switch (e) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EACCES: return "EACCES";
-    case EINVAL: return "EINVAL";
-    case EADDRINUSE: return "EADDRINUSE";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case ERANGE: return "ERANGE";
-    default: return "OTHER";
+    case EPERM:
+      return "EPERM";
+    case ENOENT:
+      return "ENOENT";
+    case EACCES:
+      return "EACCES";
+    case EINVAL:
+      return "EINVAL";
+    case EADDRINUSE:
+      return "EADDRINUSE";
+    case EAFNOSUPPORT:
+      return "EAFNOSUPPORT";
+    case ECONNREFUSED:
+      return "ECONNREFUSED";
+    case ETIMEDOUT:
+      return "ETIMEDOUT";
+    case ERANGE:
+      return "ERANGE";
+    default:
+      return "OTHER";
   }
 }
 
@@ -147,7 +157,8 @@ static void peer_name(const struct sockaddr_storage *ss, char *out, size_t n) {
   }
 }
 
-static void serve(int fd, unsigned long conn, const struct sockaddr_storage *ss) {
+static void serve(int fd, unsigned long conn,
+                  const struct sockaddr_storage *ss) {
   struct tfo_info info;
   char buf[65536], peer[80], line[64];
   long n;
@@ -199,17 +210,38 @@ static int server(int argc, char **argv) {
 
   while ((c = getopt(argc, argv, "6dra:p:q:b:k:n:t:")) != -1) {
     switch (c) {
-      case '6': v6 = 1; break;
-      case 'd': o.flags |= TFO_LISTEN_DUALSTACK; break;
-      case 'r': o.flags |= TFO_LISTEN_REUSEPORT; break;
-      case 'a': addr = optarg; break;
-      case 'p': port = num(optarg, 0, 65535); break;
-      case 'q': o.qlen = (int)num(optarg, -1, 1000000); break;
-      case 'b': backlog = num(optarg, -1, 65535); break;
-      case 'k': keyfile = optarg; break;
-      case 'n': maxconn = num(optarg, 1, 1000000); break;
-      case 't': seconds = num(optarg, 1, 3600); break;
-      default: usage();
+      case '6':
+        v6 = 1;
+        break;
+      case 'd':
+        o.flags |= TFO_LISTEN_DUALSTACK;
+        break;
+      case 'r':
+        o.flags |= TFO_LISTEN_REUSEPORT;
+        break;
+      case 'a':
+        addr = optarg;
+        break;
+      case 'p':
+        port = num(optarg, 0, 65535);
+        break;
+      case 'q':
+        o.qlen = (int)num(optarg, -1, 1000000);
+        break;
+      case 'b':
+        backlog = num(optarg, -1, 65535);
+        break;
+      case 'k':
+        keyfile = optarg;
+        break;
+      case 'n':
+        maxconn = num(optarg, 1, 1000000);
+        break;
+      case 't':
+        seconds = num(optarg, 1, 3600);
+        break;
+      default:
+        usage();
     }
   }
   if (port < 0 || optind != argc)
@@ -230,8 +262,8 @@ static int server(int argc, char **argv) {
       usage();
   }
   o.key_file = keyfile;
-  lfd = tfo_listen((struct sockaddr *)&ss,
-                   v6 ? sizeof(*s6) : sizeof(*s4), (int)backlog, &o);
+  lfd = tfo_listen((struct sockaddr *)&ss, v6 ? sizeof(*s6) : sizeof(*s4),
+                   (int)backlog, &o);
   if (lfd < 0) {
     printf("error=listen:%s\n", errno_name(errno));
     fprintf(stderr, "listen-helper: tfo_listen: %s\n", strerror(errno));
@@ -339,12 +371,22 @@ static int client(int argc, char **argv) {
 
   while ((c = getopt(argc, argv, "cC:s:H:R")) != -1) {
     switch (c) {
-      case 'c': break;
-      case 'C': cache = optarg; break;
-      case 'H': text = optarg; break;
-      case 'R': retry = 1; break;
-      case 's': size = num(optarg, 1, (long)sizeof(req)); break;
-      default: usage();
+      case 'c':
+        break;
+      case 'C':
+        cache = optarg;
+        break;
+      case 'H':
+        text = optarg;
+        break;
+      case 'R':
+        retry = 1;
+        break;
+      case 's':
+        size = num(optarg, 1, (long)sizeof(req));
+        break;
+      default:
+        usage();
     }
   }
   if (argc - optind != 2)

@@ -85,11 +85,11 @@ isolate=NO
 isolate_network=NO
 xferlog_enable=NO
 CONF
-lab_s_bg env LD_PRELOAD="$SHIM" /usr/sbin/vsftpd "$LAB_DIR/vsftpd.conf" \
+lab_s_bg env LD_PRELOAD="$SHIM_PRELOAD" /usr/sbin/vsftpd "$LAB_DIR/vsftpd.conf" \
   >"$LAB_DIR/vsftpd.log" 2>&1
 lab_wait_port 2100 v4 || { cat "$LAB_DIR/vsftpd.log"; exit 99; }
 for i in 1 2 3; do
-  if timeout 10 ip netns exec "$LAB_C" env LD_PRELOAD="$SHIM" \
+  if timeout 10 ip netns exec "$LAB_C" env LD_PRELOAD="$SHIM_PRELOAD" \
        LIBTFO_CACHE="$LAB_DIR/cache" curl -s -o "$LAB_DIR/got" \
        "ftp://$LAB_S_IP4:2100/file.bin"; then
     lab_check "curl ftp:// under the shim, run $i: file intact" \

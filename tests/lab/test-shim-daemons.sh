@@ -35,7 +35,7 @@ http {
 CONF
 
 shim_http_bg 8080
-lab_s_bg env LD_PRELOAD="$SHIM" /usr/sbin/nginx -c "$LAB_DIR/nginx.conf" \
+lab_s_bg env LD_PRELOAD="$SHIM_PRELOAD" /usr/sbin/nginx -c "$LAB_DIR/nginx.conf" \
   -e "$LAB_DIR/nginx-error.log"
 lab_wait_port 8080 v4 || exit 99
 lab_wait_port 8081 v4 || { cat "$LAB_DIR/nginx-error.log"; exit 99; }

@@ -18,7 +18,7 @@ URL=http://$LAB_S_IP4:8000/
 
 # --- listeners: the TFO queue length after listen(), per setting.
 qlen() { # ENV... -> the listener's TCP_FASTOPEN after listen()
-  lab_s env LD_PRELOAD="$SHIM" "$@" "$PY" -c '
+  lab_s env LD_PRELOAD="$SHIM_PRELOAD" "$@" "$PY" -c '
 import socket, sys
 own = int(sys.argv[1])
 s = socket.socket()

@@ -10,7 +10,9 @@
 #            for a cookie again (client_fail=1, CookieReqd +1), IPv4 and v6
 #   cache    libtfo's negative cache: list, forget ADDR[:PORT], clear
 #   probe    tells apart a TFO server, a server without TFO, a blackhole
-#            path and a strip path, over IPv4 and IPv6, and resolves names
+#            path and a strip path (lab_mode strip with a cookie held; and
+#            a box stripping option 34 only, told by raw SYNs), over IPv4
+#            and IPv6, and resolves names
 
 set -eu
 . "$(dirname -- "$0")/lab.sh"
@@ -188,32 +190,43 @@ lab_check "empty after clear ($out)" [ "$out" = "[]" ]
 lab_server_bg -p 8302 -q 0 >"$LAB_DIR/notfo4.log"  # no TCP_FASTOPEN
 lab_server_bg -6 -p 8303 -q 0 >"$LAB_DIR/notfo6.log"
 lab_wait_port 8302 v4 && lab_wait_port 8303 v6 || exit 99
-# probe WANT_RC WANT_VERDICT LABEL TARGET...
+# probe WANT_RC WANT_VERDICT LABEL ARGS...
 probe() {
   local want=$1 verdict=$2 label=$3 t0 ms
   shift 3
   t0=$(date +%s%N)
-  run "$want" "probe $label" lab_c "$CTL" --json probe --fresh "$@"
+  run "$want" "probe $label" lab_c "$CTL" --json probe "$@"
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   echo "  $out"
   lab_check "probe $label: verdict $(sed -n 's/.*"verdict":"\([^"]*\)".*/\1/p' <<<"$out") (want $verdict), $ms ms" \
     grep -q "\"verdict\":\"$verdict\"" <<<"$out"
 }
+# A middlebox that strips option 34 only, not the experimental kind 254.
+strip34() {
+  lab_s iptables -w 5 -t mangle -A TFOLAB_MODE -p tcp --syn -j TCPOPTSTRIP --strip-options 34 &&
+    lab_s ip6tables -w 5 -t mangle -A TFOLAB_MODE -p tcp --syn -j TCPOPTSTRIP --strip-options 34
+}
 for fam in 4 6; do
   if [ "$fam" = 4 ]; then tfo="$LAB_S_IP4:8300" no="$LAB_S_IP4:8302"
   else tfo="[$LAB_S_IP6]:8301" no="[$LAB_S_IP6]:8303"; fi
   lab_mode none
-  probe 0 tfo "v$fam TFO server" "$tfo"
+  probe 0 tfo "v$fam TFO server" --fresh "$tfo"
   lab_check "v$fam TFO server: cookie granted, data in SYN accepted" \
     grep -q '"cookie_granted":true,"syn_data_accepted":true' <<<"$out"
-  probe 1 no-tfo "v$fam server without TFO" "$no"
+  lab_mode strip # 34 and 254 stripped; the cookie above is held
+  probe 1 strip "v$fam strip path, cookie held" "$tfo"
+  lab_mode none
+  strip34 || exit 99
+  probe 1 strip "v$fam path stripping option 34 only, no cookie (raw SYNs)" --fresh "$tfo"
+  lab_check "  ... told by the raw SYNs" \
+    grep -q '"raw_option34":"no-cookie","raw_experimental":"cookie"' <<<"$out"
+  lab_mode none
+  probe 1 no-tfo "v$fam server without TFO" --fresh "$no"
   lab_mode blackhole
-  probe 1 blackhole "v$fam blackhole path" "$tfo"
-  lab_mode strip
-  probe 1 strip "v$fam strip path" "$tfo"
+  probe 1 blackhole "v$fam blackhole path" --fresh "$tfo"
 done
 lab_mode dropdata
-probe 1 blackhole "v4 path dropping SYNs with data" "$LAB_S_IP4:8300"
+probe 1 blackhole "v4 path dropping SYNs with data" --fresh "$LAB_S_IP4:8300"
 lab_check "  ... after its cookie request passed" grep -q '"cookie_granted":true' <<<"$out"
 lab_mode none
 run 0 "probe (text) with -p and a cookie already cached" lab_c "$CTL" probe "$LAB_S_IP4" -p 8300

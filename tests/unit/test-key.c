@@ -67,28 +67,28 @@ static void parse_rejects_everything_else(void **state) {
       "",
       " ",
       "-",
-      "0302010-07060504-0b0a0908-0f0e0d0c",           /* 7 digits */
-      "030201000-07060504-0b0a0908-0f0e0d0c",         /* 9 digits */
-      "03020100-07060504-0b0a0908",                   /* 3 groups */
-      K16 "-13121110",                                /* 5 groups */
-      "03020100-07060504-0b0a0908-0f0e0d0g",          /* not hex */
-      "0x020100-07060504-0b0a0908-0f0e0d0c",          /* 0x */
-      "+3020100-07060504-0b0a0908-0f0e0d0c",          /* sign */
-      "03020100 07060504 0b0a0908 0f0e0d0c",          /* blanks */
+      "0302010-07060504-0b0a0908-0f0e0d0c",   /* 7 digits */
+      "030201000-07060504-0b0a0908-0f0e0d0c", /* 9 digits */
+      "03020100-07060504-0b0a0908",           /* 3 groups */
+      K16 "-13121110",                        /* 5 groups */
+      "03020100-07060504-0b0a0908-0f0e0d0g",  /* not hex */
+      "0x020100-07060504-0b0a0908-0f0e0d0c",  /* 0x */
+      "+3020100-07060504-0b0a0908-0f0e0d0c",  /* sign */
+      "03020100 07060504 0b0a0908 0f0e0d0c",  /* blanks */
       "03020100--07060504-0b0a0908-0f0e0d0c",
       "03020100-07060504-0b0a0908-0f0e0d0c-",
       "03020100:07060504:0b0a0908:0f0e0d0c",
       "0302 0100-07060504-0b0a0908-0f0e0d0c",
-      K16 ",",                                         /* empty backup */
-      K16 ",13121110-17161514",                       /* short backup */
-      K16 "," K16B "," K16,                           /* three keys */
-      K16 " ," K16B,                                  /* blank inside */
+      K16 ",",                  /* empty backup */
+      K16 ",13121110-17161514", /* short backup */
+      K16 "," K16B "," K16,     /* three keys */
+      K16 " ," K16B,            /* blank inside */
       K16 "x",
       "x" K16,
-      "00000000-00000000-00000000-00000000",          /* all zeros */
-      K16 ",00000000-00000000-00000000-00000000",     /* zero backup */
+      "00000000-00000000-00000000-00000000",      /* all zeros */
+      K16 ",00000000-00000000-00000000-00000000", /* zero backup */
       "00000000-00000000-00000000-00000000," K16,
-      "0302010\xff-07060504-0b0a0908-0f0e0d0c",       /* high byte */
+      "0302010\xff-07060504-0b0a0908-0f0e0d0c", /* high byte */
   };
   struct tfo__key k;
   size_t i;
@@ -102,7 +102,10 @@ static void parse_rejects_everything_else(void **state) {
     assert_int_equal(k.bytes[0], 0xaa); /* untouched on error */
   }
   /* A NUL inside: the length, not the NUL, bounds the text. */
-  assert_int_equal(tfo__key_parse(K16 "\0" "00", sizeof(K16) + 2, &k), -1);
+  assert_int_equal(tfo__key_parse(K16 "\0"
+                                      "00",
+                                  sizeof(K16) + 2, &k),
+                   -1);
   assert_int_equal(errno, EINVAL);
   assert_int_equal(tfo__key_parse(NULL, 0, &k), -1);
   assert_int_equal(tfo__key_parse(K16, strlen(K16), NULL), -1);
@@ -222,9 +225,9 @@ static void key_file_refuses_malformed(void **state) {
     if (strstr(why, bad[i].why) == NULL)
       fail_msg("'%s': why is '%s', want '%s'", bad[i].text, why, bad[i].why);
   }
-  assert_int_equal(tfo__key_parse_file(K16 "\n\0", sizeof(K16) + 1, &k, why,
-                                       sizeof(why)),
-                   -1);
+  assert_int_equal(
+      tfo__key_parse_file(K16 "\n\0", sizeof(K16) + 1, &k, why, sizeof(why)),
+      -1);
   assert_non_null(strstr(why, "NUL"));
   /* why may be NULL. */
   assert_int_equal(tfo__key_parse_file("x", 1, &k, NULL, 0), -1);
@@ -254,8 +257,8 @@ static int rfile(const char *path, char *why) {
 }
 
 static void key_file_permissions(void **state) {
-  static const mode_t refused[] = {0640, 0604, 0620, 0602, 0644, 0660, 0666,
-                                   0777, 0610, 0601};
+  static const mode_t refused[] = {0640, 0604, 0620, 0602, 0644,
+                                   0660, 0666, 0777, 0610, 0601};
   char why[256], name[32];
   size_t i;
 

@@ -68,11 +68,11 @@ static void bad_input_fails_cleanly(void **state) {
   int before = open_fds();
 
   (void)state;
-#define BAD(call, err)                                                        \
-  do {                                                                        \
-    errno = 0;                                                                \
-    assert_int_equal((call), -1);                                             \
-    assert_int_equal(errno, (err));                                           \
+#define BAD(call, err)                                                         \
+  do {                                                                         \
+    errno = 0;                                                                 \
+    assert_int_equal((call), -1);                                              \
+    assert_int_equal(errno, (err));                                            \
   } while (0)
   BAD(tfo_listen(NULL, sizeof(a), 0, NULL), EINVAL);
   BAD(tfo_listen(sa, sizeof(a) - 1, 0, NULL), EINVAL);
@@ -134,8 +134,10 @@ static void listener_gets_its_options(void **state) {
 
   (void)state;
   tfo__sysctl_long("net.core.somaxconn", &somax);
+  errno = 4321;
   fd = tfo_listen((struct sockaddr *)&a, sizeof(a), 0, NULL);
   assert_true(fd >= 0);
+  assert_int_equal(errno, 4321); /* untouched on success */
   assert_int_equal(get_int(fd, IPPROTO_TCP, TCP_FASTOPEN),
                    somax < TFO_LISTEN_QLEN_DEFAULT ? somax
                                                    : TFO_LISTEN_QLEN_DEFAULT);
