@@ -555,6 +555,26 @@ static void wunlock(void) {
   pthread_mutex_unlock(&wmu);
 }
 
+/* The common start of every update: 1 with the table entered and the write
+ * lock held; 0 when the cache is off (nothing to do, errno untouched); -1
+ * with errno when the write lock could not be had (nothing held). */
+static int enter_write(void) {
+  int e;
+
+  enter();
+  if (tab.hdr == NULL) {
+    leave();
+    return 0;
+  }
+  if (wlock() != 0) {
+    e = errno;
+    leave();
+    errno = e;
+    return -1;
+  }
+  return 1;
+}
+
 /* --- keys and slots ------------------------------------------------------- */
 
 /* Validates the caller's address; the netns part is filled in later, under
@@ -905,7 +925,7 @@ int tfo__cache_lookup(const struct sockaddr *sa, socklen_t len,
 
 int tfo__cache_record(const struct sockaddr *sa, socklen_t len,
                       enum tfo__event ev, uint32_t rtt_us) {
-  int saved = errno, e;
+  int saved = errno, rc;
   uint32_t h, i, idx, target = UINT32_MAX, spare = UINT32_MAX,
                       victim = UINT32_MAX;
   struct entry cur, best, found;
@@ -919,17 +939,11 @@ int tfo__cache_record(const struct sockaddr *sa, socklen_t len,
     errno = EINVAL;
     return -1;
   }
-  enter();
-  if (tab.hdr == NULL) { /* off */
-    leave();
-    errno = saved;
-    return 0;
-  }
-  if (wlock() != 0) {
-    e = errno;
-    leave();
-    errno = e;
-    return -1;
+  rc = enter_write();
+  if (rc <= 0) {
+    if (rc == 0)
+      errno = saved;
+    return rc;
   }
   key_set_ns(&k);
   now = now_ms();
@@ -978,7 +992,7 @@ int tfo__cache_record(const struct sockaddr *sa, socklen_t len,
 }
 
 int tfo__cache_forget(const struct sockaddr *sa, socklen_t len) {
-  int saved = errno, e;
+  int saved = errno, rc;
   struct entry cur;
   uint32_t h, i, idx;
   uint64_t w[8];
@@ -987,17 +1001,11 @@ int tfo__cache_forget(const struct sockaddr *sa, socklen_t len) {
 
   if (key_from(sa, len, &k) != 0)
     return -1;
-  enter();
-  if (tab.hdr == NULL) {
-    leave();
-    errno = saved;
-    return 0;
-  }
-  if (wlock() != 0) {
-    e = errno;
-    leave();
-    errno = e;
-    return -1;
+  rc = enter_write();
+  if (rc <= 0) {
+    if (rc == 0)
+      errno = saved;
+    return rc;
   }
   key_set_ns(&k);
   now = now_ms();
@@ -1015,21 +1023,15 @@ int tfo__cache_forget(const struct sockaddr *sa, socklen_t len) {
 }
 
 int tfo__cache_clear(void) {
-  int saved = errno, e;
+  int saved = errno, rc;
   uint32_t i;
   uint64_t m;
 
-  enter();
-  if (tab.hdr == NULL) {
-    leave();
-    errno = saved;
-    return 0;
-  }
-  if (wlock() != 0) {
-    e = errno;
-    leave();
-    errno = e;
-    return -1;
+  rc = enter_write();
+  if (rc <= 0) {
+    if (rc == 0)
+      errno = saved;
+    return rc;
   }
   /* Emptied in place, seq counters kept counting, so concurrent readers
    * see every slot change; untouched empty slots are not dirtied. */

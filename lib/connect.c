@@ -15,6 +15,7 @@
 #include <time.h>
 #include <netinet/tcp.h> /* TCP_SYN_SENT, TCP_CLOSE */
 
+#include "abi.h"
 #include "cache.h"
 #include "connect.h"
 #include "log.h"
@@ -108,16 +109,10 @@ int tfo__check_addr(const struct sockaddr *addr, socklen_t addrlen) {
 }
 
 static int check_opts(const struct tfo_connect_opts *o) {
-  size_t i;
-
   if (o == NULL)
     return 0;
-  for (i = 0; i < sizeof(o->reserved_int) / sizeof(o->reserved_int[0]); i++)
-    if (o->reserved_int[i] != 0)
-      goto bad;
-  for (i = 0; i < sizeof(o->reserved) / sizeof(o->reserved[0]); i++)
-    if (o->reserved[i] != NULL)
-      goto bad;
+  if (!TFO__RESERVED_ZERO(o))
+    goto bad;
   if ((o->flags & ~(TFO_CONNECT_NO_RACE | TFO_CONNECT_NO_CACHE |
                     TFO_CONNECT_NONBLOCK)) != 0 ||
       o->fallback_ms < 0 || o->timeout_ms < 0)

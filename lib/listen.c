@@ -2,6 +2,7 @@
  * asked; tfo_set_key and tfo_load_key_file for keys that rotate.
  *
  * SPDX-License-Identifier: MIT */
+#include "abi.h"
 #include "config.h"
 
 #include <errno.h>
@@ -29,14 +30,8 @@ _Static_assert(TFO_KEY_LEN == TFO__KEY_LEN && TFO_KEY_MAX == TFO__KEY_MAX,
   (TFO_LISTEN_REUSEPORT | TFO_LISTEN_DUALSTACK | TFO_LISTEN_NONBLOCK)
 
 static int check_opts(const struct tfo_listen_opts *o, int family) {
-  size_t i;
-
-  for (i = 0; i < sizeof(o->reserved_int) / sizeof(o->reserved_int[0]); i++)
-    if (o->reserved_int[i] != 0)
-      goto bad;
-  for (i = 0; i < sizeof(o->reserved) / sizeof(o->reserved[0]); i++)
-    if (o->reserved[i] != NULL)
-      goto bad;
+  if (!TFO__RESERVED_ZERO(o))
+    goto bad;
   if ((o->flags & ~KNOWN_FLAGS) != 0 || o->qlen < 0)
     goto bad;
   /* One key source; a length without a key is a caller's mix-up. */

@@ -73,48 +73,47 @@ static char **collect(const char *arg0, va_list ap, char *const **envp) {
   return argv;
 }
 
+/* The three list forms share one body: search PATH or not, an environment
+ * after the list or not. */
+static int exec_list(const char *file, const char *arg, va_list ap,
+                     int search, int has_env) {
+  char *const *envp = environ;
+  char **argv = collect(arg, ap, has_env ? &envp : NULL);
+  int rc;
+
+  if (argv == NULL)
+    return -1;
+  rc = search ? execvpe(file, argv, envp) : execve(file, argv, envp);
+  free(argv); /* glibc's free keeps errno */
+  return rc;
+}
+
 TFO_SHIM_EXPORT int execl(const char *path, const char *arg, ...) {
   va_list ap;
-  char **argv;
   int rc;
 
   va_start(ap, arg);
-  argv = collect(arg, ap, NULL);
+  rc = exec_list(path, arg, ap, 0, 0);
   va_end(ap);
-  if (argv == NULL)
-    return -1;
-  rc = execve(path, argv, environ);
-  free(argv);
   return rc;
 }
 
 TFO_SHIM_EXPORT int execlp(const char *file, const char *arg, ...) {
   va_list ap;
-  char **argv;
   int rc;
 
   va_start(ap, arg);
-  argv = collect(arg, ap, NULL);
+  rc = exec_list(file, arg, ap, 1, 0);
   va_end(ap);
-  if (argv == NULL)
-    return -1;
-  rc = execvpe(file, argv, environ);
-  free(argv);
   return rc;
 }
 
 TFO_SHIM_EXPORT int execle(const char *path, const char *arg, ...) {
   va_list ap;
-  char **argv;
-  char *const *envp = NULL;
   int rc;
 
   va_start(ap, arg);
-  argv = collect(arg, ap, &envp);
+  rc = exec_list(path, arg, ap, 0, 1);
   va_end(ap);
-  if (argv == NULL)
-    return -1;
-  rc = execve(path, argv, envp);
-  free(argv);
   return rc;
 }

@@ -94,15 +94,8 @@ TFO_SHIM_EXPORT int fcntl(int fd, int cmd, ...) {
   return do_fcntl(fd, cmd, arg);
 }
 
-TFO_SHIM_EXPORT int fcntl64(int fd, int cmd, ...) {
-  va_list ap;
-  void *arg;
-
-  va_start(ap, cmd);
-  arg = va_arg(ap, void *);
-  va_end(ap);
-  return do_fcntl(fd, cmd, arg);
-}
+/* glibc 2.28+ builds with _FILE_OFFSET_BITS=64 call fcntl64: the same. */
+TFO_SHIM_EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
 TFO_SHIM_EXPORT int shutdown(int fd, int how) {
   struct tfo__fd *st = tfo__fd_peek(fd);

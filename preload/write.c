@@ -150,9 +150,8 @@ TFO_SHIM_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n) {
   return tfo__libc()->sendfile(out, in, off, n);
 }
 
-TFO_SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n) {
-  return sendfile(out, in, off, n);
-}
+TFO_SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
+    __attribute__((alias("sendfile")));
 
 TFO_SHIM_EXPORT ssize_t splice(int in, loff_t *off_in, int out,
                                loff_t *off_out, size_t n, unsigned flags) {
