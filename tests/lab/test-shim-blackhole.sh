@@ -46,4 +46,33 @@ for mode in blackhole dropdata; do
     "$(awk -v a="$later_med" -v b="$plain_med" 'BEGIN { printf "%.3f", a / b }')" 0.8 1.1
 done
 
+# rstdata: SYNs with data are answered by a reset. The kernel alone fails
+# such a connection (curl --tcp-fastopen exits non-zero); so does the
+# shim's first one in a non-blocking program like curl (libtfo_preload.8,
+# LIMITATIONS); it learns the destination, and every later connection is a
+# plain one that works.
+lab_mode none
+lab_c ip tcp_metrics flush all
+SHIM_CACHE=$LAB_DIR/cache-rstdata
+curl_shim >/dev/null
+lab_mode rstdata
+rc=0
+lab_c curl --tcp-fastopen -s -o /dev/null "$URL" || rc=$?
+lab_check "rstdata: kernel TFO alone fails the connection (curl exit $rc)" test "$rc" != 0
+rc=0
+shim_c curl -s -o /dev/null "$URL" || rc=$?
+echo "rstdata: first connection under the shim: curl exit $rc"
+later=()
+for i in 1 2 3; do
+  rc=0
+  t=$(shim_c curl -s -o "$LAB_DIR/got" -w '%{time_total}\n' "$URL" | ms) || rc=$?
+  [ "$rc" = 0 ] && cmp -s "$LAB_DIR/got" "$LAB_DIR/www/small" ||
+    lab_fail "rstdata: later connection $i failed (curl exit $rc)"
+  later+=("$t")
+done
+plain_med=$(for i in 1 2 3; do curl_plain; done | lab_median)
+echo "rstdata: later connections ${later[*]} ms, plain $plain_med ms"
+lab_check_range "rstdata: later connections / plain (ratio)" \
+  "$(printf '%s\n' "${later[@]}" | lab_median | awk -v b="$plain_med" '{ printf "%.3f", $1 / b }')" 0.8 1.1
+
 lab_finish
