@@ -83,7 +83,7 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
     errno = saved;
     return libc->connect(fd, sa, len);
   }
-  tfo__fd_clear(fd); /* a stale entry from an fd we never saw closed */
+  tfo__fd_forget_conn(fd); /* an entry from an fd we never saw closed */
   memset(&st->addr, 0, sizeof(st->addr));
   memcpy(&st->addr, sa, len < sizeof(st->addr) ? len : sizeof(st->addr));
   st->addrlen = len < sizeof(st->addr) ? len : sizeof(st->addr);

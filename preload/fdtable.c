@@ -66,12 +66,23 @@ static void set_kind(struct tfo__fd *st, int kind) {
     atomic_fetch_add(&tfo__deferred_count, 1);
 }
 
+void tfo__fd_forget_conn(int fd) {
+  struct tfo__fd *st = tfo__fd_peek(fd);
+
+  if (st == NULL)
+    return;
+  tfo__fd_drop_first(st);
+  if (atomic_load(&st->kind) != FD_NONE)
+    set_kind(st, FD_NONE);
+}
+
 void tfo__fd_clear(int fd) {
   struct tfo__fd *st = tfo__fd_peek(fd);
 
-  if (st == NULL || atomic_load(&st->kind) == FD_NONE)
+  if (st == NULL)
     return;
-  set_kind(st, FD_NONE);
+  atomic_store(&st->epolled, 0);
+  tfo__fd_forget_conn(fd);
 }
 
 void tfo__fd_copy(int from, int to) {
@@ -90,6 +101,7 @@ void tfo__fd_copy(int from, int to) {
   dst->addrlen = src->addrlen;
   memcpy(&dst->addr, &src->addr, sizeof(dst->addr));
   dst->deferred_at = src->deferred_at;
+  /* The kept first bytes stay with the original fd only (one owner). */
   /* A copy that is mid-release is already sent for all it matters. */
   set_kind(dst, kind == FD_RELEASING ? FD_SENT : kind);
 }

@@ -191,6 +191,20 @@ TFO_SHIM_EXPORT int pselect(int nfds, fd_set *in, fd_set *out, fd_set *ex,
   return select_releasing(&a, ms);
 }
 
+/* Remembered so that a socket in an epoll set is never replaced behind the
+ * set's back (see recover.c): the set would keep watching the old one. */
+TFO_SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd,
+                              struct epoll_event *ev) {
+  struct tfo__fd *st;
+
+  /* Registration often comes before connect: keep it either way. */
+  if (op == EPOLL_CTL_ADD && (st = tfo__fd_get(fd)) != NULL)
+    atomic_store(&st->epolled, 1);
+  else if (op == EPOLL_CTL_DEL && (st = tfo__fd_peek(fd)) != NULL)
+    atomic_store(&st->epolled, 0);
+  return tfo__libc()->epoll_ctl(epfd, op, fd, ev);
+}
+
 struct epoll_arg {
   int epfd;
   struct epoll_event *evs;

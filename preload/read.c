@@ -53,30 +53,47 @@ static void before_read(int fd) {
   before_read_flags(fd, 0);
 }
 
+/* Runs a read (op): data means the server answered, so the first bytes
+ * kept for a resend can go; a failure because the data SYN was reset
+ * unanswered is mended (recover.c) and the read made again. */
+#define READ(fd, op)                                                           \
+  do {                                                                         \
+    ssize_t r_ = (op);                                                         \
+    struct tfo__fd *st_;                                                       \
+    if (r_ > 0) {                                                              \
+      if ((st_ = tfo__fd_peek(fd)) != NULL &&                                  \
+          atomic_load_explicit(&st_->first, memory_order_relaxed) != NULL)     \
+        tfo__fd_drop_first(st_);                                               \
+    } else if (r_ < 0 && tfo__fd_recover(fd, errno)) {                         \
+      r_ = (op);                                                               \
+    }                                                                          \
+    return r_;                                                                 \
+  } while (0)
+
 TFO_SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n) {
   before_read(fd);
-  return tfo__libc()->read(fd, buf, n);
+  READ(fd, tfo__libc()->read(fd, buf, n));
 }
 
 TFO_SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt) {
   before_read(fd);
-  return tfo__libc()->readv(fd, iov, cnt);
+  READ(fd, tfo__libc()->readv(fd, iov, cnt));
 }
 
 TFO_SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
   before_read_flags(fd, flags);
-  return tfo__libc()->recv(fd, buf, n, flags);
+  READ(fd, tfo__libc()->recv(fd, buf, n, flags));
 }
 
 TFO_SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                                  struct sockaddr *sa, socklen_t *len) {
   before_read_flags(fd, flags);
-  return tfo__libc()->recvfrom(fd, buf, n, flags, sa, len);
+  READ(fd, tfo__libc()->recvfrom(fd, buf, n, flags, sa, len));
 }
 
 TFO_SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   before_read_flags(fd, flags);
-  return tfo__libc()->recvmsg(fd, msg, flags);
+  READ(fd, tfo__libc()->recvmsg(fd, msg, flags));
 }
 
 /* _FORTIFY_SOURCE builds call these instead; the buffer checks stay
@@ -84,18 +101,18 @@ TFO_SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
 TFO_SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n,
                                    size_t buflen) {
   before_read(fd);
-  return tfo__libc()->read_chk(fd, buf, n, buflen);
+  READ(fd, tfo__libc()->read_chk(fd, buf, n, buflen));
 }
 
 TFO_SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
                                    int flags) {
   before_read_flags(fd, flags);
-  return tfo__libc()->recv_chk(fd, buf, n, buflen, flags);
+  READ(fd, tfo__libc()->recv_chk(fd, buf, n, buflen, flags));
 }
 
 TFO_SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n,
                                        size_t buflen, int flags,
                                        struct sockaddr *sa, socklen_t *len) {
   before_read_flags(fd, flags);
-  return tfo__libc()->recvfrom_chk(fd, buf, n, buflen, flags, sa, len);
+  READ(fd, tfo__libc()->recvfrom_chk(fd, buf, n, buflen, flags, sa, len));
 }

@@ -69,6 +69,7 @@ static void resolve(void) {
   RESOLVE(ppoll, "ppoll", missing);
   RESOLVE(select, "select", missing);
   RESOLVE(pselect, "pselect", missing);
+  RESOLVE(epoll_ctl, "epoll_ctl", missing);
   RESOLVE(epoll_wait, "epoll_wait", missing);
   RESOLVE(epoll_pwait, "epoll_pwait", missing);
   RESOLVE(execve, "execve", missing);

@@ -73,6 +73,7 @@ struct tfo__libc {
   int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
   int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
                  const sigset_t *);
+  int (*epoll_ctl)(int, int, int, struct epoll_event *);
   int (*epoll_wait)(int, struct epoll_event *, int, int);
   int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
   int (*execve)(const char *, char *const[], char *const[]);
@@ -133,6 +134,11 @@ struct tfo__fd {
   size_t syn_bytes;      /* data handed over with the SYN */
   socklen_t addrlen;
   struct sockaddr_in6 addr; /* the destination (fits IPv4 too) */
+  /* A non-blocking program's first bytes, kept until the server answers,
+   * to resend them plainly if the SYN that carried them is reset. */
+  char *_Atomic first;
+  size_t first_len;
+  _Atomic int epolled; /* in an epoll set: cannot be replaced behind it */
 };
 
 /* The entry for fd, or NULL when fd is out of range or its chunk was never
@@ -143,6 +149,9 @@ struct tfo__fd *tfo__fd_peek(int fd);
 struct tfo__fd *tfo__fd_get(int fd);
 /* Forget fd (it was closed). */
 void tfo__fd_clear(int fd);
+/* Forget fd's connection but not its epoll membership (a new connect on an
+ * fd already in an epoll set, or the fd replaced by recover.c). */
+void tfo__fd_forget_conn(int fd);
 /* fd `to` now refers to the same socket as `from` (dup family). */
 void tfo__fd_copy(int from, int to);
 
@@ -170,6 +179,23 @@ int tfo__fd_expire(int64_t now);
  * The wait is split, never shortened. */
 int tfo__wait_releasing(int (*wait)(void *arg, int ms), void *arg,
                         int timeout);
+
+/* Larger first writes are not kept (a SYN carries at most one MSS). */
+#define TFO__SHIM_KEEP_MAX 65536
+
+/* Keeps the first n bytes of iov in st (see struct tfo__fd). */
+void tfo__fd_keep_first(struct tfo__fd *st, const struct iovec *iov, int cnt,
+                        size_t n);
+void tfo__fd_drop_first(struct tfo__fd *st);
+/* Connects plainly in place of fd (dup3 over it, same flags), sends
+ * resend[0..len), and records the destination as resetting TFO. 0, or -1
+ * with errno (the plain connect failed too: fd is left as it was). */
+int tfo__fd_replace_plain(int fd, struct tfo__fd *st, const void *resend,
+                          size_t len);
+/* After a call on fd failed with err: 1 when fd's data SYN had been reset
+ * unanswered and a plain connection now stands in its place (the caller
+ * retries), else 0 (errno untouched). */
+int tfo__fd_recover(int fd, int err);
 
 /* Judges a tracked socket that is being closed and feeds the cache. */
 void tfo__fd_judge(int fd, struct tfo__fd *st);

@@ -28,64 +28,44 @@ static struct tfo__fd *claim(int fd) {
   return st;
 }
 
-/* A blocking first write whose SYN was refused or reset: the path (or a
- * middlebox) rejects SYNs with data. Connect again plainly, in place of
- * the same fd, so the program never notices; 0 or -1 with the plain
- * connect's errno (a port that is really closed). Non-blocking sockets
- * learn it later, from the cache (see tfo__fd_judge). */
-static int reconnect_plain(int fd, struct tfo__fd *st) {
-  const struct tfo__libc *libc = tfo__libc();
-  int s, fdflags, err;
-
-  s = socket(st->addr.sin6_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
-  if (s < 0)
-    return -1;
-  if (libc->connect(s, (const struct sockaddr *)&st->addr, st->addrlen) != 0) {
-    err = errno;
-    libc->close(s);
-    errno = err;
-    return -1;
-  }
-  fdflags = libc->fcntl(fd, F_GETFD);
-  if (libc->dup3(s, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC
-                                                              : 0) < 0) {
-    err = errno;
-    libc->close(s);
-    errno = err;
-    return -1;
-  }
-  libc->close(s);
-  tfo__cache_record((const struct sockaddr *)&st->addr, st->addrlen,
-                    TFO__EV_RESET, 0);
-  atomic_fetch_add(&tfo__stats.fallbacks, 1);
-  tfo__log(TFO__LOG_INFO, "fd %d: SYN with data refused, reconnected plainly",
-           fd);
-  return 0;
-}
-
 static int blocking(int fd, int flags) {
   int fl = tfo__libc()->fcntl(fd, F_GETFL);
 
   return !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
 }
 
-/* Runs the first write (op) and settles the fd's state. */
-#define FIRST_WRITE(fd, st, flags, op)                                         \
+/* Runs the first write (op) and settles the fd's state. A blocking
+ * program whose SYN with data is refused or reset gets a plain connection
+ * in its place at once, and the write is made again on it (recover.c); a
+ * non-blocking one learns of the reset later, so its first bytes are kept
+ * for tfo__fd_recover. */
+#define FIRST_WRITE(fd, st, flags, iov, cnt, op)                               \
   do {                                                                         \
     ssize_t r_ = (op);                                                         \
     int e_ = errno;                                                            \
     if (r_ < 0 && (e_ == ECONNREFUSED || e_ == ECONNRESET) &&                  \
         blocking(fd, flags)) {                                                 \
-      if (reconnect_plain(fd, st) == 0) {                                      \
-        tfo__fd_clear(fd);                                                     \
+      if (tfo__fd_replace_plain(fd, st, NULL, 0) == 0) {                       \
         errno = saved;                                                         \
         return (op);                                                           \
       }                                                                        \
       e_ = errno;                                                              \
     }                                                                          \
     st->syn_bytes = r_ > 0 ? (size_t)r_ : 0;                                   \
+    if (r_ > 0 && !blocking(fd, flags))                                        \
+      tfo__fd_keep_first(st, iov, cnt, (size_t)r_);                            \
     atomic_store(&st->kind, FD_SENT);                                          \
     errno = e_;                                                                \
+    return r_;                                                                 \
+  } while (0)
+
+/* A later write that fails because the data SYN was reset unanswered is
+ * made again on the plain connection that replaces it. */
+#define LATER_WRITE(fd, op)                                                    \
+  do {                                                                         \
+    ssize_t r_ = (op);                                                         \
+    if (r_ < 0 && tfo__fd_recover(fd, errno))                                  \
+      r_ = (op);                                                               \
     return r_;                                                                 \
   } while (0)
 
@@ -94,9 +74,11 @@ TFO_SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n) {
   struct tfo__fd *st = claim(fd);
   int saved = errno;
 
+  struct iovec one = {(void *)buf, n};
+
   if (st == NULL)
-    return libc->write(fd, buf, n);
-  FIRST_WRITE(fd, st, 0, libc->write(fd, buf, n));
+    LATER_WRITE(fd, libc->write(fd, buf, n));
+  FIRST_WRITE(fd, st, 0, &one, 1, libc->write(fd, buf, n));
 }
 
 TFO_SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt) {
@@ -105,8 +87,8 @@ TFO_SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt) {
   int saved = errno;
 
   if (st == NULL)
-    return libc->writev(fd, iov, cnt);
-  FIRST_WRITE(fd, st, 0, libc->writev(fd, iov, cnt));
+    LATER_WRITE(fd, libc->writev(fd, iov, cnt));
+  FIRST_WRITE(fd, st, 0, iov, cnt, libc->writev(fd, iov, cnt));
 }
 
 TFO_SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags) {
@@ -114,9 +96,11 @@ TFO_SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags) {
   struct tfo__fd *st = claim(fd);
   int saved = errno;
 
+  struct iovec one = {(void *)buf, n};
+
   if (st == NULL)
-    return libc->send(fd, buf, n, flags);
-  FIRST_WRITE(fd, st, flags, libc->send(fd, buf, n, flags));
+    LATER_WRITE(fd, libc->send(fd, buf, n, flags));
+  FIRST_WRITE(fd, st, flags, &one, 1, libc->send(fd, buf, n, flags));
 }
 
 TFO_SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
@@ -125,9 +109,12 @@ TFO_SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
   struct tfo__fd *st = claim(fd);
   int saved = errno;
 
+  struct iovec one = {(void *)buf, n};
+
   if (st == NULL)
-    return libc->sendto(fd, buf, n, flags, sa, len);
-  FIRST_WRITE(fd, st, flags, libc->sendto(fd, buf, n, flags, sa, len));
+    LATER_WRITE(fd, libc->sendto(fd, buf, n, flags, sa, len));
+  FIRST_WRITE(fd, st, flags, &one, 1,
+              libc->sendto(fd, buf, n, flags, sa, len));
 }
 
 TFO_SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
@@ -136,8 +123,9 @@ TFO_SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   int saved = errno;
 
   if (st == NULL)
-    return libc->sendmsg(fd, msg, flags);
-  FIRST_WRITE(fd, st, flags, libc->sendmsg(fd, msg, flags));
+    LATER_WRITE(fd, libc->sendmsg(fd, msg, flags));
+  FIRST_WRITE(fd, st, flags, msg->msg_iov, (int)msg->msg_iovlen,
+              libc->sendmsg(fd, msg, flags));
 }
 
 /* sendfile and splice do not take the kernel's Fast Open path: release
