@@ -53,6 +53,7 @@ struct tfo_conn {
   int plain_fd; /* the plain connect, -1 when none (yet) */
   enum tfo_outcome plain_outcome; /* what a plain win is reported as */
   int fd; /* the winner */
+  int adopted; /* the caller's socket (tfo__conn_adopt): never closed here */
   enum tfo_outcome outcome;
   int client_fail;
   int err; /* final errno, 0: success */
@@ -65,18 +66,19 @@ static int64_t now_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void close_fd(int *fd) {
+/* Closes one of c's sockets, unless it is the caller's own (adopted). */
+static void drop(const struct tfo_conn *c, int *fd) {
   int saved = errno;
 
-  if (*fd >= 0)
+  if (*fd >= 0 && *fd != c->adopted)
     tfo__sys.close(*fd);
   *fd = -1;
   errno = saved;
 }
 
 static void fail(struct tfo_conn *c, int err) {
-  close_fd(&c->tfo_fd);
-  close_fd(&c->plain_fd);
+  drop(c, &c->tfo_fd);
+  drop(c, &c->plain_fd);
   c->fd = -1;
   c->err = err;
   c->state = ST_DONE;
@@ -220,6 +222,21 @@ static void start_plain(struct tfo_conn *c, int fd, enum tfo_outcome why) {
   }
 }
 
+/* A TFO SYN just left on c->tfo_fd: a plain connect races it after the
+ * fallback delay, unless the caller said its data must not be sent
+ * twice. */
+static void arm_race(struct tfo_conn *c, uint32_t rtt_us) {
+  if (c->flags & TFO_CONNECT_NO_RACE) {
+    c->fallback_ms = 0;
+    return;
+  }
+  if (c->fallback_ms == 0)
+    c->fallback_ms = tfo__fallback_delay_ms((const struct sockaddr *)&c->addr,
+                                            c->addrlen, rtt_us);
+  c->t_race = c->t_start + (int64_t)c->fallback_ms * 1000;
+  c->race_armed = 1;
+}
+
 static void start_tfo(struct tfo_conn *c, uint32_t rtt_us) {
   struct msghdr msg;
   ssize_t n;
@@ -265,15 +282,7 @@ static void start_tfo(struct tfo_conn *c, uint32_t rtt_us) {
     return;
   }
   c->tfo_fd = fd;
-  if (!(c->flags & TFO_CONNECT_NO_RACE)) {
-    if (c->fallback_ms == 0)
-      c->fallback_ms = tfo__fallback_delay_ms(
-          (const struct sockaddr *)&c->addr, c->addrlen, rtt_us);
-    c->t_race = c->t_start + (int64_t)c->fallback_ms * 1000;
-    c->race_armed = 1;
-  } else {
-    c->fallback_ms = 0;
-  }
+  arm_race(c, rtt_us);
 }
 
 static void record(struct tfo_conn *c, enum tfo__event ev, uint32_t rtt_us) {
@@ -313,7 +322,7 @@ static void tfo_won(struct tfo_conn *c) {
   c->outcome = tfo__judge(c->tfo_fd, (const struct sockaddr *)&c->addr,
                           c->addrlen, c->cookie_sent, c->syn_bytes,
                           c->use_cache, &c->client_fail);
-  close_fd(&c->plain_fd);
+  drop(c, &c->plain_fd);
   c->fd = c->tfo_fd;
   c->tfo_fd = -1;
   /* Data that rode in the SYN is the kernel's now, acked or not: when not
@@ -334,7 +343,7 @@ static void plain_won(struct tfo_conn *c) {
     tfo__log(TFO__LOG_INFO, "TFO attempt %s: plain connection won",
              c->tfo_err != 0 ? strerror(c->tfo_err) : "unanswered");
   }
-  close_fd(&c->tfo_fd);
+  drop(c, &c->tfo_fd);
   c->client_fail = -1;
   c->fd = c->plain_fd;
   c->plain_fd = -1;
@@ -354,7 +363,7 @@ static void step_connecting(struct tfo_conn *c, int64_t now) {
       return;
     }
     if (r < 0) {
-      close_fd(&c->tfo_fd);
+      drop(c, &c->tfo_fd);
       c->tfo_err = err;
       tfo__log(TFO__LOG_INFO, "TFO attempt failed: %s", strerror(err));
       /* Refused or reset: retry once, plainly, at once. Had the plain one
@@ -373,7 +382,7 @@ static void step_connecting(struct tfo_conn *c, int64_t now) {
       return;
     }
     if (r < 0) {
-      close_fd(&c->plain_fd);
+      drop(c, &c->plain_fd);
       if (c->tfo_fd < 0) { /* nothing left: nothing is cached either */
         fail(c, err);
         return;
@@ -415,7 +424,7 @@ static void step_send(struct tfo_conn *c) {
         continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         return;
-      close_fd(&c->fd);
+      drop(c, &c->fd);
       fail(c, errno);
       return;
     }
@@ -479,7 +488,7 @@ int tfo_conn_step(tfo_conn *c, struct tfo_watch *w) {
   }
   now = now_us();
   if (c->state != ST_DONE && c->t_deadline != 0 && now >= c->t_deadline) {
-    close_fd(&c->fd);
+    drop(c, &c->fd);
     fail(c, ETIMEDOUT);
   }
   if (c->state == ST_CONNECTING)
@@ -491,11 +500,11 @@ int tfo_conn_step(tfo_conn *c, struct tfo_watch *w) {
   return c->state != ST_DONE;
 }
 
-tfo_conn *tfo_conn_start(const struct sockaddr *addr, socklen_t addrlen,
-                         const struct iovec *iov, int iovcnt,
-                         const struct tfo_connect_opts *opts,
-                         struct tfo_watch *w) {
-  struct tfo__verdict v;
+/* Validates and allocates; NULL with errno. */
+static struct tfo_conn *conn_new(const struct sockaddr *addr,
+                                 socklen_t addrlen, const struct iovec *iov,
+                                 int iovcnt,
+                                 const struct tfo_connect_opts *opts) {
   struct tfo_conn *c;
   ssize_t total;
 
@@ -522,7 +531,7 @@ tfo_conn *tfo_conn_start(const struct sockaddr *addr, socklen_t addrlen,
   c->total = (size_t)total;
   memcpy(&c->addr, addr, addrlen);
   c->addrlen = addrlen;
-  c->tfo_fd = c->plain_fd = c->fd = -1;
+  c->tfo_fd = c->plain_fd = c->fd = c->adopted = -1;
   c->client_fail = -1;
   c->state = ST_CONNECTING;
   c->t_start = now_us();
@@ -533,9 +542,27 @@ tfo_conn *tfo_conn_start(const struct sockaddr *addr, socklen_t addrlen,
       c->t_deadline = c->t_start + (int64_t)opts->timeout_ms * 1000;
   }
   c->use_cache = !(c->flags & TFO_CONNECT_NO_CACHE);
+  return c;
+}
 
-  memset(&v, 0, sizeof(v));
-  if (c->use_cache && tfo__cache_lookup(addr, addrlen, &v) == 0 && v.skip) {
+/* What the negative cache knows of the destination (zeroes if nothing). */
+static void verdict(const struct tfo_conn *c, struct tfo__verdict *v) {
+  memset(v, 0, sizeof(*v));
+  if (c->use_cache)
+    tfo__cache_lookup((const struct sockaddr *)&c->addr, c->addrlen, v);
+}
+
+tfo_conn *tfo_conn_start(const struct sockaddr *addr, socklen_t addrlen,
+                         const struct iovec *iov, int iovcnt,
+                         const struct tfo_connect_opts *opts,
+                         struct tfo_watch *w) {
+  struct tfo__verdict v;
+  struct tfo_conn *c = conn_new(addr, addrlen, iov, iovcnt, opts);
+
+  if (c == NULL)
+    return NULL;
+  verdict(c, &v);
+  if (v.skip) {
     tfo__log(TFO__LOG_DEBUG, "negative cache: skipping TFO");
     start_plain(c, -1, TFO_OUTCOME_SKIPPED);
   } else {
@@ -543,6 +570,29 @@ tfo_conn *tfo_conn_start(const struct sockaddr *addr, socklen_t addrlen,
   }
   /* A connect that is already decided (an immediate error) is still
    * reported through step/finish, so callers have one path. */
+  tfo_conn_step(c, w);
+  return c;
+}
+
+tfo_conn *tfo__conn_adopt(int fd, int cookie_sent, size_t syn_bytes,
+                          const struct sockaddr *addr, socklen_t addrlen,
+                          const struct iovec *iov, int iovcnt,
+                          struct tfo_watch *w) {
+  struct tfo__verdict v;
+  struct tfo_conn *c = conn_new(addr, addrlen, iov, iovcnt, NULL);
+
+  if (c == NULL)
+    return NULL;
+  if (syn_bytes > c->total) {
+    tfo_conn_abort(c);
+    errno = EINVAL;
+    return NULL;
+  }
+  verdict(c, &v);
+  c->adopted = c->tfo_fd = fd;
+  c->cookie_sent = cookie_sent;
+  c->syn_bytes = syn_bytes;
+  arm_race(c, v.rtt_us);
   tfo_conn_step(c, w);
   return c;
 }
@@ -589,9 +639,9 @@ int tfo_conn_finish(tfo_conn *c, struct tfo_result *r) {
 void tfo_conn_abort(tfo_conn *c) {
   if (c == NULL)
     return;
-  close_fd(&c->tfo_fd);
-  close_fd(&c->plain_fd);
-  close_fd(&c->fd);
+  drop(c, &c->tfo_fd);
+  drop(c, &c->plain_fd);
+  drop(c, &c->fd);
   free(c->iov);
   free(c);
 }

@@ -28,6 +28,18 @@ int tfo__check_addr(const struct sockaddr *addr, socklen_t addrlen);
 int tfo__fallback_delay_ms(const struct sockaddr *addr, socklen_t addrlen,
                            uint32_t cached_rtt_us);
 
+/* The state machine of tfo_conn_start for a TFO SYN that the caller's
+ * own socket fd already sent (the preload shim's deferred connect): it
+ * waits for the answer, races a plain connect after the fallback delay,
+ * judges and feeds the cache, and sends the rest of iov from syn_bytes on.
+ * fd must be non-blocking; it is never closed by the machine: when
+ * tfo_conn_finish returns another socket, the plain connection won and fd
+ * is the caller's to replace or close. */
+tfo_conn *tfo__conn_adopt(int fd, int cookie_sent, size_t syn_bytes,
+                          const struct sockaddr *addr, socklen_t addrlen,
+                          const struct iovec *iov, int iovcnt,
+                          struct tfo_watch *w);
+
 /* Reads what the kernel did with the TFO handshake on fd (which has
  * completed, or failed), decodes it, and feeds the negative cache when
  * use_cache. cookie_sent/syn_bytes: what the SYN carried. The one judge of

@@ -3,6 +3,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <string.h>
 #include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "connect.h"
 #include "log.h"
 #include "shim.h"
 
@@ -34,25 +37,116 @@ static int blocking(int fd, int flags) {
   return !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
 }
 
-/* Runs the first write (op) and settles the fd's state. A blocking
- * program whose SYN with data is refused or reset gets a plain connection
- * in its place at once, and the write is made again on it (recover.c); a
- * non-blocking one learns of the reset later, so its first bytes are kept
+/* A blocking program's first write on a held socket. The SYN leaves with
+ * the data at once (the socket made non-blocking for that send), then
+ * libtfo's connect machine (lib/connect.c, the same one as
+ * tfo_connect_send) waits for the answer: it races a plain connection
+ * after the fallback delay when the path swallows the SYN, retries plainly
+ * at once when it is reset, judges the outcome and feeds the negative
+ * cache. The program's socket is kept when TFO wins; when the plain one
+ * wins it takes the program's descriptor number. Returns what a blocking
+ * write returns: every byte, or -1. */
+static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
+                                    const struct iovec *iov, int cnt,
+                                    int flags) {
+  const struct tfo__libc *libc = tfo__libc();
+  struct msghdr msg;
+  struct tfo_watch w;
+  struct pollfd pfd[2];
+  struct tfo_result res;
+  tfo_conn *c;
+  ssize_t n;
+  size_t total = 0;
+  int fl, nfd, e, i;
+  nfds_t np;
+
+  for (i = 0; i < cnt; i++)
+    total += iov[i].iov_len;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = (struct iovec *)iov;
+  msg.msg_iovlen = (size_t)cnt;
+  fl = libc->fcntl(fd, F_GETFL);
+  if (fl < 0 || libc->fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+    return libc->sendmsg(fd, &msg, flags);
+  n = libc->sendmsg(fd, &msg, flags | MSG_NOSIGNAL);
+  if (n < 0) {
+    e = errno;
+    libc->fcntl(fd, F_SETFL, fl);
+    if ((e == ECONNREFUSED || e == ECONNRESET) &&
+        tfo__fd_replace_plain(fd, st, NULL, 0) == 0)
+      return libc->sendmsg(fd, &msg, flags);
+    errno = e;
+    return -1;
+  }
+  c = tfo__conn_adopt(fd, 1, (size_t)n, (const struct sockaddr *)&st->addr,
+                      st->addrlen, iov, cnt, &w);
+  if (c == NULL) { /* no memory: the kernel alone, as without the shim */
+    libc->fcntl(fd, F_SETFL, fl);
+    return n;
+  }
+  while (tfo_conn_step(c, &w) == 1) {
+    for (i = 0, np = 0; i < 2; i++)
+      if (w.fd[i] >= 0) {
+        pfd[np].fd = w.fd[i];
+        pfd[np].events = w.events[i];
+        pfd[np].revents = 0;
+        np++;
+      }
+    if (libc->poll(pfd, np, w.timeout_ms) < 0 && errno != EINTR) {
+      e = errno;
+      tfo_conn_abort(c);
+      libc->fcntl(fd, F_SETFL, fl);
+      errno = e;
+      return -1;
+    }
+  }
+  nfd = tfo_conn_finish(c, &res); /* blocking again, like the program's */
+  if (nfd < 0) {
+    e = errno;
+    libc->fcntl(fd, F_SETFL, fl);
+    errno = e;
+    return -1;
+  }
+  if (nfd != fd) {
+    e = libc->fcntl(fd, F_GETFD);
+    if (libc->dup3(nfd, fd, e >= 0 && (e & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+      e = errno;
+      libc->close(nfd);
+      errno = e;
+      return -1;
+    }
+    libc->close(nfd);
+    atomic_fetch_add(&tfo__stats.fallbacks, 1);
+    tfo__log(TFO__LOG_INFO, "fd %d: %s: a plain connection took its place",
+             fd, tfo_outcome_str(res.outcome));
+  } else if (res.outcome == TFO_OUTCOME_DATA_ACKED) {
+    atomic_fetch_add(&tfo__stats.data_acked, 1);
+  } else {
+    atomic_fetch_add(&tfo__stats.data_not_acked, 1);
+  }
+  libc->fcntl(fd, F_SETFL, fl);
+  return (ssize_t)total;
+}
+
+/* Runs the first write and settles the fd's state. A blocking one goes
+ * through first_write_blocking (judged there, so forgotten here); a
+ * non-blocking one learns of a reset later, so its first bytes are kept
  * for tfo__fd_recover. */
 #define FIRST_WRITE(fd, st, flags, iov, cnt, op)                               \
   do {                                                                         \
-    ssize_t r_ = (op);                                                         \
-    int e_ = errno;                                                            \
-    if (r_ < 0 && (e_ == ECONNREFUSED || e_ == ECONNRESET) &&                  \
-        blocking(fd, flags)) {                                                 \
-      if (tfo__fd_replace_plain(fd, st, NULL, 0) == 0) {                       \
-        errno = saved;                                                         \
-        return (op);                                                           \
-      }                                                                        \
+    ssize_t r_;                                                                \
+    int e_;                                                                    \
+    if (blocking(fd, flags)) {                                                 \
+      r_ = first_write_blocking(fd, st, iov, cnt, flags);                      \
       e_ = errno;                                                              \
+      tfo__fd_forget_conn(fd);                                                 \
+      errno = r_ < 0 ? e_ : saved;                                             \
+      return r_;                                                               \
     }                                                                          \
+    r_ = (op);                                                                 \
+    e_ = errno;                                                                \
     st->syn_bytes = r_ > 0 ? (size_t)r_ : 0;                                   \
-    if (r_ > 0 && !blocking(fd, flags))                                        \
+    if (r_ > 0)                                                                \
       tfo__fd_keep_first(st, iov, cnt, (size_t)r_);                            \
     atomic_store(&st->kind, FD_SENT);                                          \
     errno = e_;                                                                \

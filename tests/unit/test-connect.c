@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <linux/tcp.h>
 #include <cmocka.h>
@@ -517,6 +518,60 @@ static void bad_input(void **state) {
   assert_string_equal(tfo_outcome_str(TFO_OUTCOME_SKIPPED), "skipped");
 }
 
+/* The shim's path: its own socket (slot 3) already sent the TFO SYN. */
+static tfo_conn *adopt(struct tfo_watch *w) {
+  struct sockaddr_in a = dest();
+  struct iovec iov = {(void *)req, sizeof(req) - 1};
+  tfo_conn *c;
+
+  k.state[3] = ST_SYN_SENT;
+  c = tfo__conn_adopt(FD0 + 3, 1, 10, (struct sockaddr *)&a, sizeof(a), &iov,
+                      1, w);
+  assert_non_null(c);
+  return c;
+}
+
+static void adopted_socket_wins(void **state) {
+  struct tfo_watch w;
+  struct tfo_result r;
+  tfo_conn *c;
+
+  (void)state;
+  k.cache_rtt = 50000; /* race after 150 ms */
+  c = adopt(&w);
+  assert_int_equal(w.fd[0], FD0 + 3);
+  assert_in_range(w.timeout_ms, 140, 150);
+  k.state[3] = ST_ESTABLISHED;
+  k.options[3] = 32;
+  assert_int_equal(tfo_conn_step(c, &w), 0);
+  assert_int_equal(tfo_conn_finish(c, &r), FD0 + 3);
+  assert_int_equal(r.outcome, TFO_OUTCOME_DATA_ACKED);
+  assert_int_equal(k.sent_plain[3], sizeof(req) - 1 - 10); /* the rest */
+  assert_int_equal(k.last_event, TFO__EV_DATA_ACKED);
+}
+
+static void adopted_socket_loses_and_stays_open(void **state) {
+  struct tfo_watch w;
+  struct tfo_result r;
+  tfo_conn *c;
+
+  (void)state;
+  c = adopt(&w);
+  while (k.connects[0] == 0) {
+    /* No SYN-ACK: wait out the (mocked, real-time) race delay. */
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(tfo_conn_step(c, &w), 1);
+  }
+  k.state[0] = ST_ESTABLISHED;
+  assert_int_equal(tfo_conn_step(c, &w), 0);
+  assert_int_equal(tfo_conn_finish(c, &r), FD0);
+  assert_int_equal(r.outcome, TFO_OUTCOME_FALLBACK);
+  assert_int_equal(k.sent_plain[0], sizeof(req) - 1); /* all of it again */
+  assert_int_equal(k.closed[3], 0); /* the caller's socket is the caller's */
+  assert_int_equal(k.last_event, TFO__EV_BLACKHOLE);
+}
+
 static void abort_closes_everything(void **state) {
   struct tfo_watch w;
   tfo_conn *c;
@@ -546,6 +601,8 @@ int main(void) {
       cmocka_unit_test_setup(cached_skip_connects_plainly, setup),
       cmocka_unit_test_setup(bad_input, setup),
       cmocka_unit_test_setup(abort_closes_everything, setup),
+      cmocka_unit_test_setup(adopted_socket_wins, setup),
+      cmocka_unit_test_setup(adopted_socket_loses_and_stays_open, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
