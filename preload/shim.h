@@ -11,9 +11,14 @@
  *   server-speaks-first protocols and programs that wait on another
  *   connection never hang; getpeername() answers with the destination while
  *   the SYN is held back.
- * - When the socket is closed, what the kernel did is judged once and fed
- *   to the negative cache (lib/), so the next connection, in this process
- *   or another, skips a broken path.
+ * - A blocking program's first write runs libtfo's own connect machine
+ *   (lib/connect.c, tfo__conn_adopt) on the program's socket: the race of a
+ *   plain connection on a path that swallows TFO SYNs, the plain retry on
+ *   one that resets them, the judgement and the negative cache, exactly as
+ *   tfo_connect_send does. A non-blocking program's socket is judged when
+ *   it is closed; a reset of its data SYN is mended at its next read or
+ *   write (recover.c). Either way the next connection, in this process or
+ *   another, skips a broken path.
  * - listen() gives TCP listeners a TFO queue.
  * Anything that is not an IPv4/IPv6 TCP stream socket passes straight
  * through, and errno is preserved on every path.
