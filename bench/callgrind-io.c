@@ -5,7 +5,9 @@
  *                                       established socket, in bench_write()
  *                                       (bench_read()): run under
  *                                       valgrind --tool=callgrind
- *                                       --toggle-collect=bench_write
+ *                                       --toggle-collect=bench_write; also
+ *                                       prints ns_per_call (wall clock,
+ *                                       kernel included: run it alone)
  *   callgrind-io -m bulk [-b MIB]       MIB through one connection to a
  *                                       forked reader; prints mib_s=...
  *   callgrind-io -m rss [-k K]          VmRSS with one connection, then with
@@ -131,6 +133,8 @@ int main(int argc, char **argv) {
   lfd = listener(&sa);
 
   if (strcmp(mode, "write") == 0 || strcmp(mode, "read") == 0) {
+    double spent = 0;
+
     sfd = pair(lfd, &sa, &cfd);
     /* Warm up both paths (lazy binding, the shim's per-fd state). */
     bench_write(cfd, 10);
@@ -139,7 +143,9 @@ int main(int argc, char **argv) {
       /* In pieces the socket takes; the reader drains, unmeasured. */
       for (i = 0; i < n; i += 1000) {
         long m = n - i < 1000 ? n - i : 1000, got = 0;
+        double t = now_s();
         bench_write(cfd, m);
+        spent += now_s() - t;
         while (got < m * 64) {
           ssize_t r = recv(sfd, buf + 1024, (size_t)(m * 64 - got), 0);
           if (r <= 0)
@@ -151,13 +157,16 @@ int main(int argc, char **argv) {
       /* Queue the bytes first, unmeasured, in pieces the socket takes. */
       for (i = 0; i < n; i += 1000) {
         long m = n - i < 1000 ? n - i : 1000;
+        double t;
         for (long j = 0; j < m; j++)
           if (write(cfd, buf, 64) != 64)
             die("write");
+        t = now_s();
         bench_read(sfd, m);
+        spent += now_s() - t;
       }
     }
-    printf("calls=%ld\n", n);
+    printf("calls=%ld ns_per_call=%.1f\n", n, spent * 1e9 / (double)n);
     return 0;
   }
 

@@ -1,10 +1,11 @@
 /* connrate: new connections per second over loopback, for bench/run.
  *
- *   connrate [-m plain|api] [-t THREADS] [-d MS]
+ *   connrate [-m plain|ktfo|api] [-t THREADS] [-d MS]
  *
  * THREADS client threads, each a loop of: connect, send a one-line
  * request, read the answer to its end, close (plain: socket + connect +
- * write; api: tfo_connect_send). As many server threads accept on one
+ * write; ktfo: the same with TCP_FASTOPEN_CONNECT, the kernel's TFO by
+ * hand; api: tfo_connect_send). As many server threads accept on one
  * listener (TCP_FASTOPEN queue 4096) in the same process, answer "OK\n"
  * and close first (TIME_WAIT stays on the server side). The shim's rate is
  * -m plain under LD_PRELOAD. Prints: conns=... ms=... rate=...
@@ -28,7 +29,7 @@
 #include <tfo.h>
 
 static struct sockaddr_in sa;
-static int lfd, api;
+static int lfd, api, ktfo;
 static double deadline;
 static atomic_long total, errors;
 static const char req[] = "GET /\n";
@@ -70,7 +71,10 @@ static void *client(void *arg) {
       fd = tfo_connect_send((struct sockaddr *)&sa, sizeof(sa), req,
                             sizeof(req) - 1, NULL, NULL);
     } else {
+      int one = 1;
       fd = socket(AF_INET, SOCK_STREAM, 0);
+      if (fd >= 0 && ktfo)
+        setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one));
       if (fd >= 0 && (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
                       write(fd, req, sizeof(req) - 1) != sizeof(req) - 1)) {
         close(fd);
@@ -99,11 +103,14 @@ int main(int argc, char **argv) {
 
   while ((c = getopt(argc, argv, "m:t:d:")) != -1) {
     switch (c) {
-      case 'm': api = strcmp(optarg, "api") == 0; break;
+      case 'm':
+        api = strcmp(optarg, "api") == 0;
+        ktfo = strcmp(optarg, "ktfo") == 0;
+        break;
       case 't': nthreads = atoi(optarg); break;
       case 'd': ms = atol(optarg); break;
       default:
-        fprintf(stderr, "usage: connrate [-m plain|api] [-t THREADS] [-d MS]\n");
+        fprintf(stderr, "usage: connrate [-m plain|ktfo|api] [-t THREADS] [-d MS]\n");
         return 2;
     }
   }
