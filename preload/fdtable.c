@@ -16,45 +16,30 @@
 #include "shim.h"
 #include "tcpinfo.h"
 
-/* 2^20 fds covers any RLIMIT_NOFILE a system sets by default; an fd past it
- * is simply not accelerated. Chunks of 1024 keep a program with a handful
- * of sockets at one small allocation. */
-#define CHUNK_BITS 10
-#define CHUNK_SIZE (1 << CHUNK_BITS)
-#define MAX_FDS (1 << 20)
-
-static struct tfo__fd *_Atomic chunks[MAX_FDS / CHUNK_SIZE];
+struct tfo__fd *_Atomic tfo__fd_chunks[TFO__FD_MAX / TFO__FD_CHUNK_SIZE];
 
 _Atomic int tfo__deferred_count;
 struct tfo__shim_stats tfo__stats;
 
-struct tfo__fd *tfo__fd_peek(int fd) {
-  struct tfo__fd *c;
-
-  if ((unsigned)fd >= MAX_FDS)
-    return NULL;
-  c = atomic_load_explicit(&chunks[fd >> CHUNK_BITS], memory_order_acquire);
-  return c != NULL ? &c[fd & (CHUNK_SIZE - 1)] : NULL;
-}
-
 struct tfo__fd *tfo__fd_get(int fd) {
   struct tfo__fd *c, *expect = NULL;
 
-  if ((unsigned)fd >= MAX_FDS)
+  if ((unsigned)fd >= TFO__FD_MAX)
     return NULL;
-  c = atomic_load_explicit(&chunks[fd >> CHUNK_BITS], memory_order_acquire);
+  c = atomic_load_explicit(&tfo__fd_chunks[fd >> TFO__FD_CHUNK_BITS],
+                           memory_order_acquire);
   if (c == NULL) {
-    c = calloc(CHUNK_SIZE, sizeof(*c));
+    c = calloc(TFO__FD_CHUNK_SIZE, sizeof(*c));
     if (c == NULL)
       return NULL;
     /* Two threads may race to install a chunk: one wins, the other frees. */
-    if (!atomic_compare_exchange_strong(&chunks[fd >> CHUNK_BITS], &expect,
-                                        c)) {
+    if (!atomic_compare_exchange_strong(
+            &tfo__fd_chunks[fd >> TFO__FD_CHUNK_BITS], &expect, c)) {
       free(c);
       c = expect;
     }
   }
-  return &c[fd & (CHUNK_SIZE - 1)];
+  return &c[fd & (TFO__FD_CHUNK_SIZE - 1)];
 }
 
 static void set_kind(struct tfo__fd *st, int kind) {
@@ -136,14 +121,14 @@ static int each_deferred(int (*fn)(int fd, struct tfo__fd *st, void *arg),
 
   if (atomic_load(&tfo__deferred_count) == 0)
     return -1;
-  for (i = 0; i < MAX_FDS / CHUNK_SIZE; i++) {
-    c = atomic_load_explicit(&chunks[i], memory_order_acquire);
+  for (i = 0; i < TFO__FD_MAX / TFO__FD_CHUNK_SIZE; i++) {
+    c = atomic_load_explicit(&tfo__fd_chunks[i], memory_order_acquire);
     if (c == NULL)
       continue;
-    for (j = 0; j < CHUNK_SIZE; j++) {
+    for (j = 0; j < TFO__FD_CHUNK_SIZE; j++) {
       if (atomic_load(&c[j].kind) != FD_DEFERRED)
         continue;
-      r = fn((int)(i * CHUNK_SIZE + j), &c[j], arg);
+      r = fn((int)(i * TFO__FD_CHUNK_SIZE + j), &c[j], arg);
       if (r >= 0 && (left < 0 || r < left))
         left = r;
     }

@@ -30,9 +30,8 @@ static void wait_elsewhere(int fd, int flags) {
   struct pollfd p = {fd, POLLIN, 0};
   int fl, saved = errno;
 
-  if (!(flags & MSG_DONTWAIT) &&
-      (fl = tfo__libc()->fcntl(fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK) &&
-      tfo__libc()->poll(&p, 1, 0) == 0)
+  if (!(flags & MSG_DONTWAIT) && (fl = tfo__libc()->fcntl(fd, F_GETFL)) >= 0 &&
+      !(fl & O_NONBLOCK) && tfo__libc()->poll(&p, 1, 0) == 0)
     tfo__wait_releasing(poll_one, &fd, -1);
   errno = saved;
 }
@@ -61,7 +60,8 @@ static void before_read(int fd) {
     ssize_t r_ = (op);                                                         \
     struct tfo__fd *st_;                                                       \
     if (r_ > 0) {                                                              \
-      if ((st_ = tfo__fd_peek(fd)) != NULL &&                                  \
+      if (atomic_load_explicit(&tfo__kept_count, memory_order_relaxed) != 0 && \
+          (st_ = tfo__fd_peek(fd)) != NULL &&                                  \
           atomic_load_explicit(&st_->first, memory_order_relaxed) != NULL)     \
         tfo__fd_drop_first(st_);                                               \
     } else if (r_ < 0 && tfo__fd_recover(fd, errno)) {                         \
@@ -70,36 +70,73 @@ static void before_read(int fd) {
     return r_;                                                                 \
   } while (0)
 
-TFO_SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n) {
+static ssize_t __attribute__((noinline))
+read_slow(int fd, void *buf, size_t n) {
   before_read(fd);
   READ(fd, tfo__libc()->read(fd, buf, n));
 }
 
-TFO_SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt) {
+static ssize_t __attribute__((noinline))
+readv_slow(int fd, const struct iovec *iov, int cnt) {
   before_read(fd);
   READ(fd, tfo__libc()->readv(fd, iov, cnt));
 }
 
-TFO_SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
+static ssize_t __attribute__((noinline))
+recv_slow(int fd, void *buf, size_t n, int flags) {
   before_read_flags(fd, flags);
   READ(fd, tfo__libc()->recv(fd, buf, n, flags));
 }
 
-TFO_SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
-                                 struct sockaddr *sa, socklen_t *len) {
+static ssize_t __attribute__((noinline))
+recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
+              socklen_t *len) {
   before_read_flags(fd, flags);
   READ(fd, tfo__libc()->recvfrom(fd, buf, n, flags, sa, len));
 }
 
-TFO_SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+static ssize_t __attribute__((noinline))
+recvmsg_slow(int fd, struct msghdr *msg, int flags) {
   before_read_flags(fd, flags);
   READ(fd, tfo__libc()->recvmsg(fd, msg, flags));
 }
 
+/* The exported calls: straight to libc unless the shim has work pending
+ * (tfo__shim_idle); the rest is out of line, off the hot path. */
+TFO_SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n) {
+  if (tfo__shim_idle())
+    return tfo__libc()->read(fd, buf, n);
+  return read_slow(fd, buf, n);
+}
+
+TFO_SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt) {
+  if (tfo__shim_idle())
+    return tfo__libc()->readv(fd, iov, cnt);
+  return readv_slow(fd, iov, cnt);
+}
+
+TFO_SHIM_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
+  if (tfo__shim_idle())
+    return tfo__libc()->recv(fd, buf, n, flags);
+  return recv_slow(fd, buf, n, flags);
+}
+
+TFO_SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+                                 struct sockaddr *sa, socklen_t *len) {
+  if (tfo__shim_idle())
+    return tfo__libc()->recvfrom(fd, buf, n, flags, sa, len);
+  return recvfrom_slow(fd, buf, n, flags, sa, len);
+}
+
+TFO_SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+  if (tfo__shim_idle())
+    return tfo__libc()->recvmsg(fd, msg, flags);
+  return recvmsg_slow(fd, msg, flags);
+}
+
 /* _FORTIFY_SOURCE builds call these instead; the buffer checks stay
  * libc's. */
-TFO_SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n,
-                                   size_t buflen) {
+TFO_SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen) {
   before_read(fd);
   READ(fd, tfo__libc()->read_chk(fd, buf, n, buflen));
 }

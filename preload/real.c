@@ -11,7 +11,8 @@
 #include "shim.h"
 #include "sys.h"
 
-static struct tfo__libc libc;
+struct tfo__libc tfo__libc_table;
+_Atomic int tfo__libc_ready;
 static pthread_once_t libc_once = PTHREAD_ONCE_INIT;
 
 /* close_range and execveat are recent in glibc (2.34); older ones lack the
@@ -38,7 +39,7 @@ static void *next(const char *name, void *fallback) {
 }
 
 #define RESOLVE(member, name, fallback)                                        \
-  *(void **)&libc.member = next(name, (void *)(fallback))
+  *(void **)&tfo__libc_table.member = next(name, (void *)(fallback))
 
 static void resolve(void) {
   int saved = errno;
@@ -82,15 +83,15 @@ static void resolve(void) {
   RESOLVE(poll_chk, "__poll_chk", missing);
 
   /* Library code running inside the shim must reach libc, not us. */
-  tfo__sys.connect = libc.connect;
-  tfo__sys.sendmsg = libc.sendmsg;
-  tfo__sys.close = libc.close;
-  tfo__sys.poll = libc.poll;
-  tfo__sys.fcntl = libc.fcntl;
+  tfo__sys.connect = tfo__libc_table.connect;
+  tfo__sys.sendmsg = tfo__libc_table.sendmsg;
+  tfo__sys.close = tfo__libc_table.close;
+  tfo__sys.poll = tfo__libc_table.poll;
+  tfo__sys.fcntl = tfo__libc_table.fcntl;
+  atomic_store_explicit(&tfo__libc_ready, 1, memory_order_release);
   errno = saved;
 }
 
-const struct tfo__libc *tfo__libc(void) {
+void tfo__libc_resolve(void) {
   pthread_once(&libc_once, resolve);
-  return &libc;
 }

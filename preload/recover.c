@@ -89,6 +89,19 @@ fail:
   return -1;
 }
 
+_Atomic int tfo__kept_count;
+
+/* Swaps st's kept buffer, keeping tfo__kept_count true; returns the old. */
+static char *swap_first(struct tfo__fd *st, char *buf) {
+  char *old = atomic_exchange(&st->first, buf);
+
+  if (old == NULL && buf != NULL)
+    atomic_fetch_add(&tfo__kept_count, 1);
+  else if (old != NULL && buf == NULL)
+    atomic_fetch_sub(&tfo__kept_count, 1);
+  return old;
+}
+
 void tfo__fd_keep_first(struct tfo__fd *st, const struct iovec *iov, int cnt,
                         size_t n) {
   char *copy;
@@ -103,11 +116,11 @@ void tfo__fd_keep_first(struct tfo__fd *st, const struct iovec *iov, int cnt,
     off += k;
   }
   st->first_len = n;
-  free(atomic_exchange(&st->first, copy));
+  free(swap_first(st, copy));
 }
 
 void tfo__fd_drop_first(struct tfo__fd *st) {
-  free(atomic_exchange(&st->first, NULL));
+  free(swap_first(st, NULL));
 }
 
 int tfo__fd_recover(int fd, int err) {
@@ -126,7 +139,7 @@ int tfo__fd_recover(int fd, int err) {
   if (tfo__tcpinfo_get(fd, &ti) != 0 || ti.state != TCP_CLOSE ||
       ti.rtt_us != 0)
     return 0;
-  first = atomic_exchange(&st->first, NULL);
+  first = swap_first(st, NULL);
   if (first == NULL) /* another thread is at it */
     return 0;
   if (tfo__fd_replace_plain(fd, st, first, st->first_len) != 0) {

@@ -97,7 +97,18 @@ struct tfo__libc {
  * socket. Never leaves a member NULL: an unresolvable symbol falls back to
  * the system call. Also points lib/'s syscall table (sys.h) at libc, so
  * library code called from the shim never re-enters the shim. */
-const struct tfo__libc *tfo__libc(void);
+void tfo__libc_resolve(void);
+extern struct tfo__libc tfo__libc_table;
+extern _Atomic int tfo__libc_ready;
+
+/* Inline, with the once-guard behind a flag: this runs on every call the
+ * shim intercepts, and pthread_once costs a call of its own. */
+static inline const struct tfo__libc *tfo__libc(void) {
+  if (__builtin_expect(
+          !atomic_load_explicit(&tfo__libc_ready, memory_order_acquire), 0))
+    tfo__libc_resolve();
+  return &tfo__libc_table;
+}
 
 /* glibc's _FORTIFY_SOURCE entry points, which it does not declare. */
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
@@ -146,9 +157,25 @@ struct tfo__fd {
   _Atomic int epolled; /* in an epoll set: cannot be replaced behind it */
 };
 
+/* The table: 2^20 fds cover any RLIMIT_NOFILE a system sets by default
+ * (an fd past it is simply not accelerated); chunks of 1024 keep a program
+ * with a handful of sockets at one small allocation. */
+#define TFO__FD_CHUNK_BITS 10
+#define TFO__FD_CHUNK_SIZE (1 << TFO__FD_CHUNK_BITS)
+#define TFO__FD_MAX (1 << 20)
+extern struct tfo__fd *_Atomic tfo__fd_chunks[TFO__FD_MAX / TFO__FD_CHUNK_SIZE];
+
 /* The entry for fd, or NULL when fd is out of range or its chunk was never
- * needed. Cost on the hot path: a bounds check and a load. */
-struct tfo__fd *tfo__fd_peek(int fd);
+ * needed. Cost on the hot path: a bounds check and a load, inline. */
+static inline struct tfo__fd *tfo__fd_peek(int fd) {
+  struct tfo__fd *c;
+
+  if ((unsigned)fd >= TFO__FD_MAX)
+    return NULL;
+  c = atomic_load_explicit(&tfo__fd_chunks[fd >> TFO__FD_CHUNK_BITS],
+                           memory_order_acquire);
+  return c != NULL ? &c[fd & (TFO__FD_CHUNK_SIZE - 1)] : NULL;
+}
 /* The entry for fd, allocating its chunk; NULL when fd is out of range or
  * memory is short (then the shim steps aside for that fd). */
 struct tfo__fd *tfo__fd_get(int fd);
@@ -184,6 +211,19 @@ int tfo__fd_expire(int64_t now);
  * The wait is split, never shortened. */
 int tfo__wait_releasing(int (*wait)(void *arg, int ms), void *arg,
                         int timeout);
+
+/* How many fds keep first bytes: reads skip the check when none does. */
+extern _Atomic int tfo__kept_count;
+
+/* Nothing to do for any fd: no SYN held, no first bytes kept. The usual
+ * state, so every intercepted read and write checks it first (two loads)
+ * and otherwise goes straight to libc. */
+static inline int tfo__shim_idle(void) {
+  return __builtin_expect(
+      (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) |
+       atomic_load_explicit(&tfo__kept_count, memory_order_relaxed)) == 0,
+      1);
+}
 
 /* Larger first writes are not kept (a SYN carries at most one MSS). */
 #define TFO__SHIM_KEEP_MAX 65536

@@ -19,9 +19,13 @@
 /* Claims fd's first write, or NULL when it is not a deferred socket (the
  * hot path: a bounds check and two loads). */
 static struct tfo__fd *claim(int fd) {
-  struct tfo__fd *st = tfo__fd_peek(fd);
+  struct tfo__fd *st;
   int expect = FD_DEFERRED;
 
+  /* No socket holds a SYN (the usual state): one load, nothing else. */
+  if (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
+    return NULL;
+  st = tfo__fd_peek(fd);
   if (st == NULL ||
       atomic_load_explicit(&st->kind, memory_order_relaxed) != FD_DEFERRED)
     return NULL;
@@ -117,8 +121,8 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
     }
     libc->close(nfd);
     atomic_fetch_add(&tfo__stats.fallbacks, 1);
-    tfo__log(TFO__LOG_INFO, "fd %d: %s: a plain connection took its place",
-             fd, tfo_outcome_str(res.outcome));
+    tfo__log(TFO__LOG_INFO, "fd %d: %s: a plain connection took its place", fd,
+             tfo_outcome_str(res.outcome));
   } else if (res.outcome == TFO_OUTCOME_DATA_ACKED) {
     atomic_fetch_add(&tfo__stats.data_acked, 1);
   } else {
@@ -135,7 +139,7 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
 #define FIRST_WRITE(fd, st, flags, iov, cnt, op)                               \
   do {                                                                         \
     ssize_t r_;                                                                \
-    int e_;                                                                    \
+    int e_, saved = errno;                                                     \
     if (blocking(fd, flags)) {                                                 \
       r_ = first_write_blocking(fd, st, iov, cnt, flags);                      \
       e_ = errno;                                                              \
@@ -163,63 +167,97 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
     return r_;                                                                 \
   } while (0)
 
-TFO_SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n) {
-  const struct tfo__libc *libc = tfo__libc();
+static ssize_t __attribute__((noinline))
+write_slow(int fd, const void *buf, size_t n) {
   struct tfo__fd *st = claim(fd);
-  int saved = errno;
-
-  struct iovec one = {(void *)buf, n};
 
   if (st == NULL)
-    LATER_WRITE(fd, libc->write(fd, buf, n));
-  FIRST_WRITE(fd, st, 0, &one, 1, libc->write(fd, buf, n));
+    LATER_WRITE(fd, tfo__libc()->write(fd, buf, n));
+  {
+    struct iovec one = {(void *)buf, n};
+
+    FIRST_WRITE(fd, st, 0, &one, 1, tfo__libc()->write(fd, buf, n));
+  }
+}
+
+static ssize_t __attribute__((noinline))
+writev_slow(int fd, const struct iovec *iov, int cnt) {
+  struct tfo__fd *st = claim(fd);
+
+  if (st == NULL)
+    LATER_WRITE(fd, tfo__libc()->writev(fd, iov, cnt));
+  FIRST_WRITE(fd, st, 0, iov, cnt, tfo__libc()->writev(fd, iov, cnt));
+}
+
+static ssize_t __attribute__((noinline))
+send_slow(int fd, const void *buf, size_t n, int flags) {
+  struct tfo__fd *st = claim(fd);
+
+  if (st == NULL)
+    LATER_WRITE(fd, tfo__libc()->send(fd, buf, n, flags));
+  {
+    struct iovec one = {(void *)buf, n};
+
+    FIRST_WRITE(fd, st, flags, &one, 1, tfo__libc()->send(fd, buf, n, flags));
+  }
+}
+
+static ssize_t __attribute__((noinline))
+sendto_slow(int fd, const void *buf, size_t n, int flags,
+            const struct sockaddr *sa, socklen_t len) {
+  struct tfo__fd *st = claim(fd);
+
+  if (st == NULL)
+    LATER_WRITE(fd, tfo__libc()->sendto(fd, buf, n, flags, sa, len));
+  {
+    struct iovec one = {(void *)buf, n};
+
+    FIRST_WRITE(fd, st, flags, &one, 1,
+                tfo__libc()->sendto(fd, buf, n, flags, sa, len));
+  }
+}
+
+static ssize_t __attribute__((noinline))
+sendmsg_slow(int fd, const struct msghdr *msg, int flags) {
+  struct tfo__fd *st = claim(fd);
+
+  if (st == NULL)
+    LATER_WRITE(fd, tfo__libc()->sendmsg(fd, msg, flags));
+  FIRST_WRITE(fd, st, flags, msg->msg_iov, (int)msg->msg_iovlen,
+              tfo__libc()->sendmsg(fd, msg, flags));
+}
+
+/* The exported calls: straight to libc unless the shim has work pending
+ * (tfo__shim_idle); the rest is out of line, off the hot path. */
+TFO_SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n) {
+  if (tfo__shim_idle())
+    return tfo__libc()->write(fd, buf, n);
+  return write_slow(fd, buf, n);
 }
 
 TFO_SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt) {
-  const struct tfo__libc *libc = tfo__libc();
-  struct tfo__fd *st = claim(fd);
-  int saved = errno;
-
-  if (st == NULL)
-    LATER_WRITE(fd, libc->writev(fd, iov, cnt));
-  FIRST_WRITE(fd, st, 0, iov, cnt, libc->writev(fd, iov, cnt));
+  if (tfo__shim_idle())
+    return tfo__libc()->writev(fd, iov, cnt);
+  return writev_slow(fd, iov, cnt);
 }
 
 TFO_SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags) {
-  const struct tfo__libc *libc = tfo__libc();
-  struct tfo__fd *st = claim(fd);
-  int saved = errno;
-
-  struct iovec one = {(void *)buf, n};
-
-  if (st == NULL)
-    LATER_WRITE(fd, libc->send(fd, buf, n, flags));
-  FIRST_WRITE(fd, st, flags, &one, 1, libc->send(fd, buf, n, flags));
+  if (tfo__shim_idle())
+    return tfo__libc()->send(fd, buf, n, flags);
+  return send_slow(fd, buf, n, flags);
 }
 
 TFO_SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                                const struct sockaddr *sa, socklen_t len) {
-  const struct tfo__libc *libc = tfo__libc();
-  struct tfo__fd *st = claim(fd);
-  int saved = errno;
-
-  struct iovec one = {(void *)buf, n};
-
-  if (st == NULL)
-    LATER_WRITE(fd, libc->sendto(fd, buf, n, flags, sa, len));
-  FIRST_WRITE(fd, st, flags, &one, 1,
-              libc->sendto(fd, buf, n, flags, sa, len));
+  if (tfo__shim_idle())
+    return tfo__libc()->sendto(fd, buf, n, flags, sa, len);
+  return sendto_slow(fd, buf, n, flags, sa, len);
 }
 
 TFO_SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
-  const struct tfo__libc *libc = tfo__libc();
-  struct tfo__fd *st = claim(fd);
-  int saved = errno;
-
-  if (st == NULL)
-    LATER_WRITE(fd, libc->sendmsg(fd, msg, flags));
-  FIRST_WRITE(fd, st, flags, msg->msg_iov, (int)msg->msg_iovlen,
-              libc->sendmsg(fd, msg, flags));
+  if (tfo__shim_idle())
+    return tfo__libc()->sendmsg(fd, msg, flags);
+  return sendmsg_slow(fd, msg, flags);
 }
 
 /* sendfile and splice do not take the kernel's Fast Open path: release
@@ -235,12 +273,11 @@ TFO_SHIM_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n) {
 TFO_SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
     __attribute__((alias("sendfile")));
 
-TFO_SHIM_EXPORT ssize_t splice(int in, loff_t *off_in, int out,
-                               loff_t *off_out, size_t n, unsigned flags) {
+TFO_SHIM_EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out,
+                               size_t n, unsigned flags) {
   struct tfo__fd *st;
 
-  if ((st = tfo__fd_peek(out)) != NULL &&
-      atomic_load(&st->kind) == FD_DEFERRED)
+  if ((st = tfo__fd_peek(out)) != NULL && atomic_load(&st->kind) == FD_DEFERRED)
     tfo__fd_release(out, st);
   if ((st = tfo__fd_peek(in)) != NULL && atomic_load(&st->kind) == FD_DEFERRED)
     tfo__fd_release(in, st);
