@@ -923,6 +923,24 @@ int tfo__cache_lookup(const struct sockaddr *sa, socklen_t len,
   return 0;
 }
 
+/* A good destination staying good, the common case on every connect:
+ * rewriting its entry would take the file lock for nothing. Only a change
+ * is written: another event, a failure or skip to clear, or an RTT that
+ * moved by more than an eighth (within that, smoothing would barely move
+ * it). A lockless lookup decides. */
+static int still_good(const struct sockaddr *sa, socklen_t len,
+                      uint32_t rtt_us) {
+  struct tfo__verdict v;
+  uint32_t d;
+
+  if (tfo__cache_lookup(sa, len, &v) != 0 || v.last != TFO__EV_DATA_ACKED ||
+      v.failures != 0 || v.skip || v.expires_ms != 0 || v.rtt_us == 0 ||
+      rtt_us == 0)
+    return 0;
+  d = rtt_us > v.rtt_us ? rtt_us - v.rtt_us : v.rtt_us - rtt_us;
+  return d <= v.rtt_us / 8;
+}
+
 int tfo__cache_record(const struct sockaddr *sa, socklen_t len,
                       enum tfo__event ev, uint32_t rtt_us) {
   int saved = errno, rc;
@@ -938,6 +956,10 @@ int tfo__cache_record(const struct sockaddr *sa, socklen_t len,
   if ((int)ev < TFO__EV_DATA_ACKED || (int)ev > TFO__EV_RESET) {
     errno = EINVAL;
     return -1;
+  }
+  if (ev == TFO__EV_DATA_ACKED && still_good(sa, len, rtt_us)) {
+    errno = saved;
+    return 0;
   }
   rc = enter_write();
   if (rc <= 0) {

@@ -56,6 +56,7 @@ struct tfo_conn {
   int adopted; /* the caller's socket (tfo__conn_adopt): never closed here */
   enum tfo_outcome outcome;
   int client_fail;
+  unsigned rtt_us; /* the winner's smoothed RTT when it connected */
   int err; /* final errno, 0: success */
 };
 
@@ -167,30 +168,26 @@ int tfo__fallback_delay_ms(const struct sockaddr *addr, socklen_t addrlen,
 }
 
 /* 1 connected, 0 still in the handshake, -1 failed with *err. */
-static int handshake_state(int fd, int *err) {
-  struct tfo__tcpinfo ti;
+/* 1 connected (*ti filled: the caller judges from it, no second ask), 0
+ * still in the handshake, -1 failed with *err. tcp_info first: its state
+ * answers the common cases in one call; SO_ERROR is read only for a socket
+ * the kernel closed. */
+static int handshake_state(int fd, int *err, struct tfo__tcpinfo *ti) {
   int e = 0;
   socklen_t len = sizeof(e);
 
-  if (tfo__sys.getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0) {
+  if (tfo__tcpinfo_get(fd, ti) != 0) {
     *err = errno;
     return -1;
   }
-  if (e != 0) {
-    *err = e;
-    return -1;
-  }
-  if (tfo__tcpinfo_get(fd, &ti) != 0) {
-    *err = errno;
-    return -1;
-  }
-  if (ti.state == TCP_SYN_SENT)
+  if (ti->state == TCP_SYN_SENT)
     return 0;
-  if (ti.state == TCP_CLOSE) { /* reset, error already consumed elsewhere */
-    *err = ECONNRESET;
-    return -1;
-  }
-  return 1;
+  if (ti->state != TCP_CLOSE)
+    return 1;
+  if (tfo__sys.getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+    e = errno;
+  *err = e != 0 ? e : ECONNRESET; /* reset, error consumed elsewhere */
+  return -1;
 }
 
 static int new_socket(const struct tfo_conn *c) {
@@ -292,9 +289,9 @@ static void record(struct tfo_conn *c, enum tfo__event ev, uint32_t rtt_us) {
     tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", strerror(errno));
 }
 
-enum tfo_outcome tfo__judge(int fd, const struct sockaddr *addr,
-                            socklen_t addrlen, int cookie_sent,
-                            size_t syn_bytes, int use_cache,
+enum tfo_outcome tfo__judge(int fd, const struct tfo__tcpinfo *known,
+                            const struct sockaddr *addr, socklen_t addrlen,
+                            int cookie_sent, size_t syn_bytes, int use_cache,
                             int *client_fail) {
   struct tfo__tcpinfo ti;
   struct tfo__metrics m;
@@ -303,7 +300,10 @@ enum tfo_outcome tfo__judge(int fd, const struct sockaddr *addr,
   int granted = -1;
 
   memset(&ti, 0, sizeof(ti));
-  tfo__tcpinfo_get(fd, &ti);
+  if (known != NULL)
+    ti = *known;
+  else
+    tfo__tcpinfo_get(fd, &ti);
   /* Only the kernel's cookie cache tells whether a cookie request was
    * answered with one; asked only when the answer feeds the cache. */
   if (!cookie_sent && use_cache)
@@ -318,10 +318,11 @@ enum tfo_outcome tfo__judge(int fd, const struct sockaddr *addr,
   return out;
 }
 
-static void tfo_won(struct tfo_conn *c) {
-  c->outcome = tfo__judge(c->tfo_fd, (const struct sockaddr *)&c->addr,
+static void tfo_won(struct tfo_conn *c, const struct tfo__tcpinfo *ti) {
+  c->outcome = tfo__judge(c->tfo_fd, ti, (const struct sockaddr *)&c->addr,
                           c->addrlen, c->cookie_sent, c->syn_bytes,
                           c->use_cache, &c->client_fail);
+  c->rtt_us = ti->rtt_us;
   drop(c, &c->plain_fd);
   c->fd = c->tfo_fd;
   c->tfo_fd = -1;
@@ -331,15 +332,12 @@ static void tfo_won(struct tfo_conn *c) {
   c->state = ST_SEND;
 }
 
-static void plain_won(struct tfo_conn *c) {
-  struct tfo__tcpinfo ti;
-
+static void plain_won(struct tfo_conn *c, const struct tfo__tcpinfo *ti) {
   c->outcome = c->plain_outcome;
+  c->rtt_us = ti->rtt_us;
   if (c->outcome == TFO_OUTCOME_FALLBACK) {
-    memset(&ti, 0, sizeof(ti));
-    tfo__tcpinfo_get(c->plain_fd, &ti);
     record(c, c->tfo_err == ECONNREFUSED ? TFO__EV_RESET : TFO__EV_BLACKHOLE,
-           ti.rtt_us);
+           ti->rtt_us);
     tfo__log(TFO__LOG_INFO, "TFO attempt %s: plain connection won",
              c->tfo_err != 0 ? strerror(c->tfo_err) : "unanswered");
   }
@@ -353,13 +351,14 @@ static void plain_won(struct tfo_conn *c) {
 }
 
 static void step_connecting(struct tfo_conn *c, int64_t now) {
+  struct tfo__tcpinfo ti;
   int err = 0;
   int r;
 
   if (c->tfo_fd >= 0) {
-    r = handshake_state(c->tfo_fd, &err);
+    r = handshake_state(c->tfo_fd, &err, &ti);
     if (r > 0) {
-      tfo_won(c);
+      tfo_won(c, &ti);
       return;
     }
     if (r < 0) {
@@ -376,9 +375,9 @@ static void step_connecting(struct tfo_conn *c, int64_t now) {
     }
   }
   if (c->plain_fd >= 0) {
-    r = handshake_state(c->plain_fd, &err);
+    r = handshake_state(c->plain_fd, &err, &ti);
     if (r > 0) {
-      plain_won(c);
+      plain_won(c, &ti);
       return;
     }
     if (r < 0) {
@@ -598,7 +597,6 @@ tfo_conn *tfo__conn_adopt(int fd, int cookie_sent, size_t syn_bytes,
 }
 
 int tfo_conn_finish(tfo_conn *c, struct tfo_result *r) {
-  struct tfo__tcpinfo ti;
   int fd, flags;
 
   if (c == NULL) {
@@ -618,8 +616,7 @@ int tfo_conn_finish(tfo_conn *c, struct tfo_result *r) {
     r->fallback_ms = c->race_armed ? c->fallback_ms : 0;
     r->client_fail = c->client_fail;
     r->elapsed_us = (unsigned)(now_us() - c->t_start);
-    if (c->fd >= 0 && tfo__tcpinfo_get(c->fd, &ti) == 0)
-      r->rtt_us = ti.rtt_us;
+    r->rtt_us = c->rtt_us; /* as the handshake ended */
   }
   fd = c->fd;
   if (fd >= 0)

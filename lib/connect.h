@@ -41,12 +41,13 @@ tfo_conn *tfo__conn_adopt(int fd, int cookie_sent, size_t syn_bytes,
                           struct tfo_watch *w);
 
 /* Reads what the kernel did with the TFO handshake on fd (which has
- * completed, or failed), decodes it, and feeds the negative cache when
- * use_cache. cookie_sent/syn_bytes: what the SYN carried. The one judge of
+ * completed, or failed; known: its tcp_info when the caller has it, else
+ * NULL), decodes it, and feeds the negative cache when use_cache. cookie_sent/syn_bytes: what the SYN carried. The one judge of
  * a TFO attempt for the API, the shim and libtfo-uv. */
-enum tfo_outcome tfo__judge(int fd, const struct sockaddr *addr,
-                            socklen_t addrlen, int cookie_sent,
-                            size_t syn_bytes, int use_cache,
+struct tfo__tcpinfo;
+enum tfo_outcome tfo__judge(int fd, const struct tfo__tcpinfo *known,
+                            const struct sockaddr *addr, socklen_t addrlen,
+                            int cookie_sent, size_t syn_bytes, int use_cache,
                             int *client_fail);
 
 #endif

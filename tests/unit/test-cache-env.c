@@ -121,6 +121,35 @@ static int explicit_call_wins(void) {
              : 41;
 }
 
+/* A destination that stays good is not rewritten for a small RTT change
+ * (no file lock per connect); a larger one is recorded. */
+static int good_stays_unwritten(void) {
+  struct sockaddr_in a = dest();
+  struct tfo__verdict v;
+
+  if (tfo__cache_record((struct sockaddr *)&a, sizeof(a), TFO__EV_DATA_ACKED,
+                        50000) != 0 ||
+      tfo__cache_record((struct sockaddr *)&a, sizeof(a), TFO__EV_DATA_ACKED,
+                        53000) != 0 ||
+      tfo__cache_lookup((struct sockaddr *)&a, sizeof(a), &v) != 0)
+    return 50;
+  if (v.rtt_us != 50000)
+    return 51; /* within an eighth: left as it was */
+  if (tfo__cache_record((struct sockaddr *)&a, sizeof(a), TFO__EV_DATA_ACKED,
+                        90000) != 0 ||
+      tfo__cache_lookup((struct sockaddr *)&a, sizeof(a), &v) != 0)
+    return 52;
+  return v.rtt_us > 50000 && v.rtt_us < 90000 ? 0 : 53; /* smoothed in */
+}
+
+static void good_destination_not_rewritten(void **state) {
+  char value[128], err[512];
+
+  (void)state;
+  snprintf(value, sizeof(value), "%s/c", dir);
+  assert_int_equal(in_child(value, good_stays_unwritten, err, sizeof(err)), 0);
+}
+
 static void path_is_used(void **state) {
   char value[128], err[512];
   struct stat st;
@@ -167,6 +196,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(malformed_is_named_and_ignored, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(configure_overrides_env, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(good_destination_not_rewritten, setup,
                                       teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
