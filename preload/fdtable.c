@@ -187,7 +187,7 @@ void tfo__fd_judge(int fd, struct tfo__fd *st) {
                         TFO__EV_RESET, 0);
     goto out;
   }
-  out = tfo__judge(fd, (const struct sockaddr *)&st->addr, st->addrlen,
+  out = tfo__judge(fd, &ti, (const struct sockaddr *)&st->addr, st->addrlen,
                    st->cookie_sent, st->syn_bytes, 1, NULL);
   switch (out) {
     case TFO_OUTCOME_DATA_ACKED:
