@@ -167,7 +167,6 @@ int tfo__fallback_delay_ms(const struct sockaddr *addr, socklen_t addrlen,
   return (int)ms;
 }
 
-/* 1 connected, 0 still in the handshake, -1 failed with *err. */
 /* 1 connected (*ti filled: the caller judges from it, no second ask), 0
  * still in the handshake, -1 failed with *err. tcp_info first: its state
  * answers the common cases in one call; SO_ERROR is read only for a socket

@@ -13,7 +13,7 @@
 #include "shim.h"
 #include "tcpinfo.h"
 
-static int is_tcp_stream(int fd) {
+int tfo__shim_is_tcp(int fd) {
   int v;
   socklen_t len = sizeof(v);
 
@@ -44,7 +44,7 @@ static int wanted(int fd, const struct sockaddr *sa, socklen_t len) {
   if (!tfo__ports_match(&cfg->ports, port_of(sa)) ||
       tfo__prefixes_match(&cfg->exclude, sa, len))
     return 0;
-  if (!is_tcp_stream(fd))
+  if (!tfo__shim_is_tcp(fd))
     return 0;
   /* A program that does TFO itself (curl --tcp-fastopen) is left alone. */
   if (getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &on, &olen) == 0 &&

@@ -91,14 +91,20 @@ void tfo__fd_copy(int from, int to) {
   set_kind(dst, kind == FD_RELEASING ? FD_SENT : kind);
 }
 
-void tfo__fd_release(int fd, struct tfo__fd *st) {
+int tfo__fd_claim(struct tfo__fd *st) {
   int expect = FD_DEFERRED;
+
+  if (!atomic_compare_exchange_strong(&st->kind, &expect, FD_RELEASING))
+    return 0;
+  atomic_fetch_sub(&tfo__deferred_count, 1);
+  return 1;
+}
+
+void tfo__fd_release(int fd, struct tfo__fd *st) {
   int saved = errno;
 
-  /* Exactly one caller wins the transition and sends. */
-  if (!atomic_compare_exchange_strong(&st->kind, &expect, FD_RELEASING))
+  if (!tfo__fd_claim(st))
     return;
-  atomic_fetch_sub(&tfo__deferred_count, 1);
   /* A zero-length send releases the SYN with the cookie and no data; the
    * server accepts at once and anything it says first comes back. */
   if (tfo__libc()->send(fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)

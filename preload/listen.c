@@ -15,15 +15,8 @@ static int is_inet_tcp(int fd) {
   int v;
   socklen_t len = sizeof(v);
 
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) != 0 ||
-      (v != AF_INET && v != AF_INET6))
-    return 0;
-  len = sizeof(v);
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) != 0 || v != SOCK_STREAM)
-    return 0;
-  len = sizeof(v);
-  return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) == 0 &&
-         v == IPPROTO_TCP;
+  return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) == 0 &&
+         (v == AF_INET || v == AF_INET6) && tfo__shim_is_tcp(fd);
 }
 
 TFO_SHIM_EXPORT int listen(int fd, int backlog) {

@@ -117,6 +117,10 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
                        struct sockaddr *sa, socklen_t *len);
 int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
 
+/* 1 when fd is a TCP stream socket (SO_TYPE and SO_PROTOCOL): the only
+ * sockets the shim touches. */
+int tfo__shim_is_tcp(int fd);
+
 /* --- configuration ---------------------------------------------------- */
 
 /* The shim's settings, read from the environment once (libtfo_preload.8). */
@@ -189,6 +193,10 @@ void tfo__fd_copy(int from, int to);
 
 /* How many fds are FD_DEFERRED: the poll family skips its scan when none. */
 extern _Atomic int tfo__deferred_count;
+
+/* Moves a deferred fd to FD_RELEASING; 1 for the one caller that wins
+ * (it then sends the SYN and sets FD_SENT), 0 for everyone else. */
+int tfo__fd_claim(struct tfo__fd *st);
 
 /* Sends the SYN of a deferred socket now (zero-length send: cookie, no
  * data), for callers about to wait for input. Idempotent, thread-safe. */

@@ -11,27 +11,22 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "cache.h"
 #include "connect.h"
 #include "log.h"
 #include "shim.h"
 
-/* Claims fd's first write, or NULL when it is not a deferred socket (the
- * hot path: a bounds check and two loads). */
+/* Claims fd's first write, or NULL when it is not a deferred socket. */
 static struct tfo__fd *claim(int fd) {
   struct tfo__fd *st;
-  int expect = FD_DEFERRED;
 
-  /* No socket holds a SYN (the usual state): one load, nothing else. */
+  /* No socket holds a SYN: one load, nothing else. */
   if (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
     return NULL;
   st = tfo__fd_peek(fd);
   if (st == NULL ||
-      atomic_load_explicit(&st->kind, memory_order_relaxed) != FD_DEFERRED)
+      atomic_load_explicit(&st->kind, memory_order_relaxed) != FD_DEFERRED ||
+      !tfo__fd_claim(st))
     return NULL;
-  if (!atomic_compare_exchange_strong(&st->kind, &expect, FD_RELEASING))
-    return NULL;
-  atomic_fetch_sub(&tfo__deferred_count, 1);
   return st;
 }
 
