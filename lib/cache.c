@@ -81,7 +81,9 @@ enum mode { MODE_ENV, MODE_DEFAULT, MODE_OFF, MODE_PATH };
 struct table {
   struct tfo__cache_hdr *hdr; /* NULL: off (or no memory at all) */
   struct tfo__cache_slot *slots;
-  int fd;              /* -1: private memory table */
+  int fd;              /* -1: memory table, or the file's fd was lost */
+  dev_t dev;           /* the file's identity, to know fd is still ours */
+  ino_t ino;
   char path[PATH_MAX]; /* file in use, "" for memory */
 };
 
@@ -162,10 +164,21 @@ static void wr_unlock(void) {
 
 /* --- fork ----------------------------------------------------------------- */
 
+/* The program owns the descriptor table: it may close our cache fd (a
+ * close-everything loop, closefrom) or dup2 over its number (a shell's
+ * `exec 4>file`). Whether tab.fd still names our file; if not, the number
+ * is the program's now, never to be closed, locked or truncated by us. */
+static int fd_is_ours(void) {
+  struct stat sb;
+
+  return tab.fd >= 0 && fstat(tab.fd, &sb) == 0 && sb.st_dev == tab.dev &&
+         sb.st_ino == tab.ino;
+}
+
 static void close_table(void) {
   if (tab.hdr != NULL)
     munmap(tab.hdr, TFO__CACHE_FILE_SIZE);
-  if (tab.fd >= 0)
+  if (fd_is_ours())
     close(tab.fd);
   tab.hdr = NULL;
   tab.slots = NULL;
@@ -189,7 +202,7 @@ static void fork_child(void) {
   /* Our flock would be the parent's: reopen for a description of our own. A
    * private memory table is kept (its knowledge is still right). Either way
    * the netns is read again: children are where unshare() happens. */
-  if (tab.fd >= 0)
+  if (tab.path[0] != '\0')
     close_table();
   ready = 0;
 }
@@ -424,6 +437,8 @@ done:
   tab.hdr = p;
   tab.slots = (struct tfo__cache_slot *)(tab.hdr + 1);
   tab.fd = fd;
+  tab.dev = sb.st_dev;
+  tab.ino = sb.st_ino;
   return 0;
 fail:
   tfo__log(TFO__LOG_ERROR,
@@ -514,16 +529,43 @@ static void leave(void) {
   rd_unlock();
 }
 
+/* Our descriptor of the mapped file (wmu held), opened again when the
+ * program took the old one; -1 with errno when the file at our path is no
+ * longer the one mapped (removed or replaced): then it is not written. */
+static int file_fd(void) {
+  char path[PATH_MAX];
+  struct stat sb;
+  int fd;
+
+  if (fd_is_ours())
+    return tab.fd;
+  tab.fd = -1;
+  fd = mode == MODE_PATH ? open_file(AT_FDCWD, spec_path, spec_path)
+                         : open_default(path, sizeof(path));
+  if (fd < 0)
+    return -1;
+  if (fstat(fd, &sb) != 0 || sb.st_dev != tab.dev || sb.st_ino != tab.ino) {
+    tfo__log(TFO__LOG_INFO, "cache file %s: replaced while in use; not updated",
+             tab.path);
+    close(fd);
+    errno = ESTALE;
+    return -1;
+  }
+  tab.fd = fd;
+  return fd;
+}
+
 /* Takes the writer locks (rw already held shared) and makes sure the file is
  * still a valid table. 0, or -1 with nothing more held. */
 static int wlock(void) {
   struct stat sb;
-  int e;
+  int e, fd;
 
   pthread_mutex_lock(&wmu);
-  if (tab.fd < 0)
+  if (tab.path[0] == '\0') /* a memory table: wmu is enough */
     return 0;
-  if (lock_file(tab.fd, TFO__CACHE_LOCK_TIMEOUT_MS) != 0) {
+  fd = file_fd();
+  if (fd < 0 || lock_file(fd, TFO__CACHE_LOCK_TIMEOUT_MS) != 0) {
     e = errno;
     pthread_mutex_unlock(&wmu);
     errno = e;
@@ -531,10 +573,10 @@ static int wlock(void) {
   }
   /* Someone truncated it (readers elsewhere may already have faulted):
    * regrow before we touch it, then it is rebuilt below. */
-  if (fstat(tab.fd, &sb) == 0 && (uint64_t)sb.st_size != TFO__CACHE_FILE_SIZE) {
-    if (ftruncate(tab.fd, (off_t)TFO__CACHE_FILE_SIZE) != 0) {
+  if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_size != TFO__CACHE_FILE_SIZE) {
+    if (ftruncate(fd, (off_t)TFO__CACHE_FILE_SIZE) != 0) {
       e = errno;
-      flock(tab.fd, LOCK_UN);
+      flock(fd, LOCK_UN);
       pthread_mutex_unlock(&wmu);
       errno = e;
       return -1;
@@ -550,8 +592,11 @@ static int wlock(void) {
 }
 
 static void wunlock(void) {
-  if (tab.fd >= 0)
+  int e = errno;
+
+  if (tab.path[0] != '\0' && fd_is_ours())
     flock(tab.fd, LOCK_UN);
+  errno = e;
   pthread_mutex_unlock(&wmu);
 }
 
@@ -933,6 +978,9 @@ static int still_good(const struct sockaddr *sa, socklen_t len,
   struct tfo__verdict v;
   uint32_t d;
 
+  /* Set even when the lookup fails: GCC merges the tests below and reads
+   * v.last before the lookup's result, a jump on garbage for memcheck. */
+  memset(&v, 0, sizeof(v));
   if (tfo__cache_lookup(sa, len, &v) != 0 || v.last != TFO__EV_DATA_ACKED ||
       v.failures != 0 || v.skip || v.expires_ms != 0 || v.rtt_us == 0 ||
       rtt_us == 0)
@@ -1135,7 +1183,7 @@ const char *tfo__cache_path(void) {
   const char *p;
 
   enter();
-  p = tab.fd >= 0 && tab.path[0] != '\0' ? tab.path : NULL;
+  p = tab.path[0] != '\0' ? tab.path : NULL;
   leave();
   errno = saved;
   return p;

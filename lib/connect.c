@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
+#include "sockopt.h"
 #include "sys.h"
 #include "tcpinfo.h"
 #include "tfo.h"
@@ -52,6 +53,10 @@ struct tfo_conn {
   size_t syn_bytes;
   int plain_fd; /* the plain connect, -1 when none (yet) */
   enum tfo_outcome plain_outcome; /* what a plain win is reported as */
+  int64_t t_plain;  /* when the plain connect started */
+  int unreachable; /* plain connects failed too (no route, or a SYN lost):
+                    * the path lost everything for a while, so a lost TFO
+                    * SYN proves nothing about TFO */
   int fd; /* the winner */
   int adopted; /* the caller's socket (tfo__conn_adopt): never closed here */
   enum tfo_outcome outcome;
@@ -177,6 +182,7 @@ static int handshake_state(int fd, int *err, struct tfo__tcpinfo *ti) {
 
   if (tfo__tcpinfo_get(fd, ti) != 0) {
     *err = errno;
+    memset(ti, 0, sizeof(*ti));
     return -1;
   }
   if (ti->state == TCP_SYN_SENT)
@@ -189,10 +195,23 @@ static int handshake_state(int fd, int *err, struct tfo__tcpinfo *ti) {
   return -1;
 }
 
+/* Errors that say the destination could not be reached at all, whatever
+ * the SYN carried. */
+static int route_error(int err) {
+  return err == ENETUNREACH || err == EHOSTUNREACH || err == ENETDOWN ||
+         err == EHOSTDOWN || err == EADDRNOTAVAIL;
+}
+
 static int new_socket(const struct tfo_conn *c) {
-  return tfo__sys.socket(c->addr.ss_family,
-                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                         IPPROTO_TCP);
+  int fd = tfo__sys.socket(c->addr.ss_family,
+                           SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                           IPPROTO_TCP);
+
+  /* The shim's race: this socket may stand in for the program's, so it
+   * must route and behave like it (device, mark, keepalive, ...). */
+  if (fd >= 0 && c->adopted >= 0)
+    (void)tfo__sockopt_copy(c->adopted, fd, c->addr.ss_family);
+  return fd;
 }
 
 /* Starts the plain connect (on fd when given, else a new socket). */
@@ -206,11 +225,13 @@ static void start_plain(struct tfo_conn *c, int fd, enum tfo_outcome why) {
   c->plain_fd = fd;
   c->plain_outcome = why;
   c->t_race = 0;
+  c->t_plain = now_us();
   if (tfo__sys.connect(fd, (const struct sockaddr *)&c->addr, c->addrlen) !=
           0 &&
       errno != EINPROGRESS) {
     /* Synchronous failure (no route, ...): the TFO attempt, if any, can
      * still win; otherwise this is the answer. */
+    c->unreachable |= route_error(errno);
     c->plain_fd = -1;
     tfo__sys.close(fd);
     if (c->tfo_fd < 0)
@@ -318,9 +339,18 @@ enum tfo_outcome tfo__judge(int fd, const struct tfo__tcpinfo *known,
 }
 
 static void tfo_won(struct tfo_conn *c, const struct tfo__tcpinfo *ti) {
+  /* Won by the kernel's retransmitted SYN, answered one RTT after it
+   * left, while our plain SYN, out for longer than that, got no answer: it
+   * left first and was lost (a link down, a route gone). On a path that
+   * drops only TFO SYNs the earlier plain one is answered first and wins. */
+  if (c->plain_fd >= 0 && ti->client_fail == TFO__FAIL_SYN_RETRANSMITTED &&
+      ti->rtt_us != 0 && now_us() - c->t_plain > (int64_t)ti->rtt_us)
+    c->unreachable = 1;
+  /* Not judged for the cache when plain connects failed meanwhile: a TFO
+   * SYN lost then (client_fail 3) is not the path's verdict on TFO. */
   c->outcome = tfo__judge(c->tfo_fd, ti, (const struct sockaddr *)&c->addr,
                           c->addrlen, c->cookie_sent, c->syn_bytes,
-                          c->use_cache, &c->client_fail);
+                          c->use_cache && !c->unreachable, &c->client_fail);
   c->rtt_us = ti->rtt_us;
   drop(c, &c->plain_fd);
   c->fd = c->tfo_fd;
@@ -331,10 +361,24 @@ static void tfo_won(struct tfo_conn *c, const struct tfo__tcpinfo *ti) {
   c->state = ST_SEND;
 }
 
+/* Whether the losing TFO SYN has been answered by now, merely later than
+ * the plain one (a busy host, or a LAN's jitter over the 20 ms floor of
+ * the race delay): a SYN-ACK leaves an RTT sample. Slow, not a path that
+ * drops TFO SYNs, so nothing to hold against the destination. */
+static int tfo_answered_late(const struct tfo_conn *c) {
+  struct tfo__tcpinfo t;
+
+  return c->tfo_err == 0 && c->tfo_fd >= 0 &&
+         tfo__tcpinfo_get(c->tfo_fd, &t) == 0 && t.rtt_us != 0;
+}
+
 static void plain_won(struct tfo_conn *c, const struct tfo__tcpinfo *ti) {
   c->outcome = c->plain_outcome;
   c->rtt_us = ti->rtt_us;
-  if (c->outcome == TFO_OUTCOME_FALLBACK) {
+  if (c->outcome == TFO_OUTCOME_FALLBACK && tfo_answered_late(c)) {
+    tfo__log(TFO__LOG_INFO, "TFO attempt answered after the plain one: "
+                            "slow, not a blackhole");
+  } else if (c->outcome == TFO_OUTCOME_FALLBACK && !c->unreachable) {
     record(c, c->tfo_err == ECONNREFUSED ? TFO__EV_RESET : TFO__EV_BLACKHOLE,
            ti->rtt_us);
     tfo__log(TFO__LOG_INFO, "TFO attempt %s: plain connection won",
@@ -360,6 +404,22 @@ static void step_connecting(struct tfo_conn *c, int64_t now) {
       tfo_won(c, &ti);
       return;
     }
+    if (r < 0 && (ti.rtt_us != 0 || (ti.options & TFO__TCPI_OPT_SYN_DATA))) {
+      /* Answered, then reset or closed: the handshake worked and the
+       * server ended the connection (an RST in SYN_SENT leaves no RTT
+       * sample). Judged on its handshake, the error reported as is: a
+       * plain retry would deliver the request again, and the path does
+       * not break TFO. */
+      c->outcome = tfo__judge(c->tfo_fd, &ti,
+                              (const struct sockaddr *)&c->addr, c->addrlen,
+                              c->cookie_sent, c->syn_bytes,
+                              c->use_cache && !c->unreachable,
+                              &c->client_fail);
+      tfo__log(TFO__LOG_INFO, "connection ended by the peer: %s",
+               strerror(err));
+      fail(c, err);
+      return;
+    }
     if (r < 0) {
       drop(c, &c->tfo_fd);
       c->tfo_err = err;
@@ -381,6 +441,7 @@ static void step_connecting(struct tfo_conn *c, int64_t now) {
     }
     if (r < 0) {
       drop(c, &c->plain_fd);
+      c->unreachable |= route_error(err);
       if (c->tfo_fd < 0) { /* nothing left: nothing is cached either */
         fail(c, err);
         return;

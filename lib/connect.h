@@ -32,7 +32,8 @@ int tfo__fallback_delay_ms(const struct sockaddr *addr, socklen_t addrlen,
  * own socket fd already sent (the preload shim's deferred connect): it
  * waits for the answer, races a plain connect after the fallback delay,
  * judges and feeds the cache, and sends the rest of iov from syn_bytes on.
- * fd must be non-blocking; it is never closed by the machine: when
+ * On a blocking fd the rest is sent blocking (as the caller's own write
+ * would); fd is never closed by the machine: when
  * tfo_conn_finish returns another socket, the plain connection won and fd
  * is the caller's to replace or close. */
 tfo_conn *tfo__conn_adopt(int fd, int cookie_sent, size_t syn_bytes,

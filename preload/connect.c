@@ -3,12 +3,15 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "cache.h"
+#include "connect.h"
 #include "log.h"
 #include "shim.h"
 #include "tcpinfo.h"
@@ -53,14 +56,87 @@ static int wanted(int fd, const struct sockaddr *sa, socklen_t len) {
   return 1;
 }
 
+/* After the TFO connect call: a cookie was cached when it returned 0 with
+ * the socket still in SYN_SENT (the kernel holds the SYN for the first
+ * write); otherwise a handshake asking for one is under way, or done. */
+static void note_started(int fd, struct tfo__fd *st, int returned0) {
+  struct tfo__tcpinfo ti;
+
+  if (returned0 && tfo__tcpinfo_get(fd, &ti) == 0 &&
+      ti.state == TCP_SYN_SENT) {
+    st->cookie_sent = 1;
+    st->deferred_at = tfo__shim_now_ms();
+    atomic_fetch_add(&tfo__deferred_count, 1);
+    atomic_store(&st->kind, FD_DEFERRED);
+  } else {
+    st->cookie_sent = 0;
+    atomic_store(&st->kind, FD_SENT); /* judged at close */
+  }
+}
+
+/* The end of a handshake on a socket made non-blocking: what a blocking
+ * connect would have returned. */
+static int wait_connected(int fd) {
+  struct pollfd p = {fd, POLLOUT, 0};
+  socklen_t len = sizeof(int);
+  int err = 0;
+
+  while (tfo__libc()->poll(&p, 1, -1) < 0)
+    if (errno != EINTR)
+      return -1;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    return -1;
+  errno = err;
+  return err == 0 ? 0 : -1;
+}
+
+/* A blocking connect that asks for a cookie would wait for the kernel's
+ * 1 s SYN timeout (and more) on a path that drops TFO SYNs: it is made
+ * non-blocking and gets the race of tfo_connect_send, the winner on the
+ * program's descriptor. fl: the program's file flags (blocking). */
+static int connect_blocking(int fd, struct tfo__fd *st,
+                            const struct sockaddr *sa, socklen_t len, int fl) {
+  const struct tfo__libc *libc = tfo__libc();
+  struct tfo_watch w;
+  struct tfo_result res;
+  tfo_conn *c;
+  int rc, err;
+
+  rc = libc->connect(fd, sa, len);
+  err = errno;
+  if (rc == 0) { /* a cookie: the SYN waits for the first write */
+    libc->fcntl(fd, F_SETFL, fl);
+    note_started(fd, st, 1);
+    return 0;
+  }
+  if (err != EINPROGRESS ||
+      (c = tfo__conn_adopt(fd, 0, 0, sa, len, NULL, 0, &w)) == NULL) {
+    libc->fcntl(fd, F_SETFL, fl);
+    if (err != EINPROGRESS) {
+      errno = err;
+      return -1;
+    }
+    /* No memory for the machine: wait as the kernel would have. */
+    note_started(fd, st, 0);
+    return wait_connected(fd);
+  }
+  rc = tfo__shim_drive(fd, c, &w, fl, &res);
+  if (rc < 0)
+    return -1;
+  if (rc == 0)
+    tfo__shim_count(res.outcome);
+  /* Judged by the machine, and the cache fed: nothing left for close. */
+  tfo__fd_forget_conn(fd);
+  return 0;
+}
+
 TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
                             socklen_t len) {
   const struct tfo__libc *libc = tfo__libc();
   struct tfo__verdict v;
-  struct tfo__tcpinfo ti;
   struct tfo__fd *st;
   int saved = errno;
-  int one = 1, rc, err;
+  int one = 1, rc, err, fl;
 
   if (!wanted(fd, sa, len)) {
     errno = saved;
@@ -89,22 +165,19 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   st->addrlen = len < sizeof(st->addr) ? len : sizeof(st->addr);
   st->syn_bytes = 0;
 
+  fl = libc->fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK) &&
+      libc->fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0) {
+    rc = connect_blocking(fd, st, sa, len, fl);
+    if (rc == 0)
+      errno = saved;
+    return rc;
+  }
   errno = saved;
   rc = libc->connect(fd, sa, len);
   err = errno;
-  if (rc == 0 && tfo__tcpinfo_get(fd, &ti) == 0 && ti.state == TCP_SYN_SENT) {
-    /* A cookie is cached: nothing was sent, the first write carries the
-     * SYN and the data. */
-    st->cookie_sent = 1;
-    st->deferred_at = tfo__shim_now_ms();
-    atomic_fetch_add(&tfo__deferred_count, 1);
-    atomic_store(&st->kind, FD_DEFERRED);
-  } else if (rc == 0 || err == EINPROGRESS) {
-    /* No cookie: a normal handshake asking for one is under way (or done,
-     * for a blocking socket). Judged at close. */
-    st->cookie_sent = 0;
-    atomic_store(&st->kind, FD_SENT);
-  }
+  if (rc == 0 || err == EINPROGRESS)
+    note_started(fd, st, rc == 0);
   errno = err;
   return rc;
 }

@@ -1,6 +1,7 @@
 /* exec: the new program image knows nothing of our table, so a socket that
  * still holds its SYN would hang a read-first program there. Release every
- * such SYN before the image is replaced.
+ * such SYN before the image is replaced. posix_spawn too: glibc's execs
+ * from inside it without passing through ours.
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
@@ -41,6 +42,22 @@ TFO_SHIM_EXPORT int execvpe(const char *file, char *const argv[],
                             char *const envp[]) {
   before_exec();
   return tfo__libc()->execvpe(file, argv, envp);
+}
+
+TFO_SHIM_EXPORT int posix_spawn(pid_t *pid, const char *path,
+                                const posix_spawn_file_actions_t *fa,
+                                const posix_spawnattr_t *attr,
+                                char *const argv[], char *const envp[]) {
+  before_exec();
+  return tfo__libc()->posix_spawn(pid, path, fa, attr, argv, envp);
+}
+
+TFO_SHIM_EXPORT int posix_spawnp(pid_t *pid, const char *file,
+                                 const posix_spawn_file_actions_t *fa,
+                                 const posix_spawnattr_t *attr,
+                                 char *const argv[], char *const envp[]) {
+  before_exec();
+  return tfo__libc()->posix_spawnp(pid, file, fa, attr, argv, envp);
 }
 
 TFO_SHIM_EXPORT int execv(const char *path, char *const argv[]) {

@@ -195,17 +195,7 @@ void tfo__fd_judge(int fd, struct tfo__fd *st) {
   }
   out = tfo__judge(fd, &ti, (const struct sockaddr *)&st->addr, st->addrlen,
                    st->cookie_sent, st->syn_bytes, 1, NULL);
-  switch (out) {
-    case TFO_OUTCOME_DATA_ACKED:
-      atomic_fetch_add(&tfo__stats.data_acked, 1);
-      break;
-    case TFO_OUTCOME_COOKIE_REQUESTED:
-      atomic_fetch_add(&tfo__stats.cookie_requested, 1);
-      break;
-    default:
-      atomic_fetch_add(&tfo__stats.data_not_acked, 1);
-      break;
-  }
+  tfo__shim_count(out);
   tfo__log(TFO__LOG_DEBUG, "fd %d: %s", fd, tfo_outcome_str(out));
 out:
   errno = saved;

@@ -77,6 +77,8 @@ static void resolve(void) {
   RESOLVE(execveat, "execveat", sys_execveat);
   RESOLVE(fexecve, "fexecve", missing);
   RESOLVE(execvpe, "execvpe", missing);
+  RESOLVE(posix_spawn, "posix_spawn", missing);
+  RESOLVE(posix_spawnp, "posix_spawnp", missing);
   RESOLVE(read_chk, "__read_chk", missing);
   RESOLVE(recv_chk, "__recv_chk", missing);
   RESOLVE(recvfrom_chk, "__recvfrom_chk", missing);

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "cache.h"
+#include "sockopt.h"
 #include "log.h"
 #include "shim.h"
 #include "tcpinfo.h"
@@ -41,7 +42,7 @@ static int wait_for(int s, short events) {
 int tfo__fd_replace_plain(int fd, struct tfo__fd *st, const void *resend,
                           size_t len) {
   const struct tfo__libc *libc = tfo__libc();
-  int s, fl, fdflags, err = 0;
+  int s, err = 0;
   socklen_t elen = sizeof(err);
   size_t off = 0;
   ssize_t n;
@@ -50,6 +51,7 @@ int tfo__fd_replace_plain(int fd, struct tfo__fd *st, const void *resend,
              IPPROTO_TCP);
   if (s < 0)
     return -1;
+  (void)tfo__sockopt_copy(fd, s, st->addr.sin6_family);
   if (libc->connect(s, (const struct sockaddr *)&st->addr, st->addrlen) != 0) {
     if (errno != EINPROGRESS || wait_for(s, POLLOUT) != 0)
       goto fail;
@@ -66,15 +68,8 @@ int tfo__fd_replace_plain(int fd, struct tfo__fd *st, const void *resend,
       goto fail;
     off += (size_t)n;
   }
-  /* The new socket takes the old one's place with the program's flags. */
-  fl = libc->fcntl(fd, F_GETFL);
-  fdflags = libc->fcntl(fd, F_GETFD);
-  if (fl >= 0 && !(fl & O_NONBLOCK))
-    libc->fcntl(s, F_SETFL, libc->fcntl(s, F_GETFL) & ~O_NONBLOCK);
-  if (libc->dup3(s, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC
-                                                              : 0) < 0)
-    goto fail;
-  libc->close(s);
+  if (tfo__fd_take_place(fd, s) != 0)
+    return -1;
   tfo__cache_record((const struct sockaddr *)&st->addr, st->addrlen,
                     TFO__EV_RESET, 0);
   atomic_fetch_add(&tfo__stats.fallbacks, 1);

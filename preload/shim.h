@@ -38,8 +38,10 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <signal.h>
+#include <spawn.h>
 
 #include "filter.h"
+#include "tfo.h" /* tfo_conn, tfo_watch, tfo_result */
 
 /* The intercepted calls are the only symbols the shim exports (shim.map). */
 #define TFO_SHIM_EXPORT __attribute__((visibility("default")))
@@ -85,6 +87,10 @@ struct tfo__libc {
   int (*execveat)(int, const char *, char *const[], char *const[], int);
   int (*fexecve)(int, char *const[], char *const[]);
   int (*execvpe)(const char *, char *const[], char *const[]);
+  int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                     const posix_spawnattr_t *, char *const[], char *const[]);
+  int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                      const posix_spawnattr_t *, char *const[], char *const[]);
   ssize_t (*read_chk)(int, void *, size_t, size_t);
   ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
   ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *,
@@ -236,6 +242,19 @@ static inline int tfo__shim_idle(void) {
 /* Larger first writes are not kept (a SYN carries at most one MSS). */
 #define TFO__SHIM_KEEP_MAX 65536
 
+/* The plain socket s takes the program's descriptor number fd, with fd's
+ * O_NONBLOCK and FD_CLOEXEC; s is closed either way. 0, or -1 with errno. */
+int tfo__fd_take_place(int fd, int s);
+
+/* Drives c (adopted on the program's fd) to its end for a blocking caller.
+ * fl: the program's file flags, restored on every path when the caller
+ * made fd non-blocking for the machine (connect), -1 when it did not (a
+ * first write sent with MSG_DONTWAIT). 0: fd itself won; 1: a plain
+ * connection won and took fd's place (counted as a fallback); -1 with
+ * errno (EBADF: the program closed fd meanwhile). res gets the outcome. */
+int tfo__shim_drive(int fd, tfo_conn *c, struct tfo_watch *w, int fl,
+                    struct tfo_result *res);
+
 /* Keeps the first n bytes of iov in st (see struct tfo__fd). */
 void tfo__fd_keep_first(struct tfo__fd *st, const struct iovec *iov, int cnt,
                         size_t n);
@@ -260,5 +279,7 @@ struct tfo__shim_stats {
       data_not_acked, fallbacks, skipped, disabled;
 };
 extern struct tfo__shim_stats tfo__stats;
+/* Counts one connection's outcome in tfo__stats (LIBTFO_STATS). */
+void tfo__shim_count(enum tfo_outcome out);
 
 #endif

@@ -8,6 +8,29 @@
 
 #include "shim.h"
 
+void tfo__shim_count(enum tfo_outcome out) {
+  switch (out) {
+    case TFO_OUTCOME_DATA_ACKED:
+      atomic_fetch_add(&tfo__stats.data_acked, 1);
+      break;
+    case TFO_OUTCOME_COOKIE_REQUESTED:
+      atomic_fetch_add(&tfo__stats.cookie_requested, 1);
+      break;
+    case TFO_OUTCOME_FALLBACK:
+      atomic_fetch_add(&tfo__stats.fallbacks, 1);
+      break;
+    case TFO_OUTCOME_SKIPPED:
+      atomic_fetch_add(&tfo__stats.skipped, 1);
+      break;
+    case TFO_OUTCOME_DISABLED:
+      atomic_fetch_add(&tfo__stats.disabled, 1);
+      break;
+    default:
+      atomic_fetch_add(&tfo__stats.data_not_acked, 1);
+      break;
+  }
+}
+
 __attribute__((destructor)) static void report(void) {
   char line[256];
   int n;

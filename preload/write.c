@@ -37,27 +37,25 @@ static int blocking(int fd, int flags) {
 }
 
 /* A blocking program's first write on a held socket. The SYN leaves with
- * the data at once (the socket made non-blocking for that send), then
- * libtfo's connect machine (lib/connect.c, the same one as
- * tfo_connect_send) waits for the answer: it races a plain connection
- * after the fallback delay when the path swallows the SYN, retries plainly
- * at once when it is reset, judges the outcome and feeds the negative
- * cache. The program's socket is kept when TFO wins; when the plain one
- * wins it takes the program's descriptor number. Returns what a blocking
- * write returns: every byte, or -1. */
+ * the data at once (a non-blocking send), then libtfo's connect machine
+ * (lib/connect.c, the same one as tfo_connect_send) waits for the
+ * answer: it races a plain connection after the fallback delay when the
+ * path swallows the SYN, retries plainly at once when it is reset, judges
+ * the outcome and feeds the negative cache. The program's socket is kept
+ * when TFO wins; when the plain one wins it takes the program's
+ * descriptor number. Returns what a blocking write returns: every byte,
+ * or -1. */
 static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
                                     const struct iovec *iov, int cnt,
                                     int flags) {
   const struct tfo__libc *libc = tfo__libc();
   struct msghdr msg;
   struct tfo_watch w;
-  struct pollfd pfd[2];
   struct tfo_result res;
   tfo_conn *c;
   ssize_t n;
   size_t total = 0;
-  int fl, nfd, e, i;
-  nfds_t np;
+  int fl, e, i, rc;
 
   for (i = 0; i < cnt; i++)
     total += iov[i].iov_len;
@@ -65,66 +63,50 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
   msg.msg_iov = (struct iovec *)iov;
   msg.msg_iovlen = (size_t)cnt;
   fl = libc->fcntl(fd, F_GETFL);
-  if (fl < 0 || libc->fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+  if (fl < 0)
     return libc->sendmsg(fd, &msg, flags);
-  n = libc->sendmsg(fd, &msg, flags | MSG_NOSIGNAL);
+  /* MSG_DONTWAIT, not O_NONBLOCK: the file flags are shared with the
+   * program's other threads (and processes), and a blocking read that one
+   * makes during the handshake must not fail with EAGAIN. The kernel's
+   * Fast Open send honours it like O_NONBLOCK. */
+  n = libc->sendmsg(fd, &msg, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n < 0) {
     e = errno;
-    libc->fcntl(fd, F_SETFL, fl);
     if ((e == ECONNREFUSED || e == ECONNRESET) &&
         tfo__fd_replace_plain(fd, st, NULL, 0) == 0)
+      return libc->sendmsg(fd, &msg, flags);
+    /* The SYN already left without our data: another process sharing the
+     * socket released it (a fork child's read, or its exec), which our
+     * copy of the table could not know. The handshake is under way; a
+     * blocking write waits for it, as it would without the shim. */
+    if (e == EAGAIN || e == EWOULDBLOCK)
       return libc->sendmsg(fd, &msg, flags);
     errno = e;
     return -1;
   }
   c = tfo__conn_adopt(fd, 1, (size_t)n, (const struct sockaddr *)&st->addr,
                       st->addrlen, iov, cnt, &w);
-  if (c == NULL) { /* no memory: the kernel alone, as without the shim */
-    libc->fcntl(fd, F_SETFL, fl);
+  if (c == NULL) /* no memory: the kernel alone, as without the shim */
     return n;
-  }
-  while (tfo_conn_step(c, &w) == 1) {
-    for (i = 0, np = 0; i < 2; i++)
-      if (w.fd[i] >= 0) {
-        pfd[np].fd = w.fd[i];
-        pfd[np].events = w.events[i];
-        pfd[np].revents = 0;
-        np++;
-      }
-    if (libc->poll(pfd, np, w.timeout_ms) < 0 && errno != EINTR) {
-      e = errno;
-      tfo_conn_abort(c);
-      libc->fcntl(fd, F_SETFL, fl);
-      errno = e;
-      return -1;
-    }
-  }
-  nfd = tfo_conn_finish(c, &res); /* blocking again, like the program's */
-  if (nfd < 0) {
-    e = errno;
-    libc->fcntl(fd, F_SETFL, fl);
-    errno = e;
+  rc = tfo__shim_drive(fd, c, &w, -1, &res);
+  if (rc < 0)
     return -1;
-  }
-  if (nfd != fd) {
-    e = libc->fcntl(fd, F_GETFD);
-    if (libc->dup3(nfd, fd, e >= 0 && (e & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-      e = errno;
-      libc->close(nfd);
-      errno = e;
-      return -1;
-    }
-    libc->close(nfd);
-    atomic_fetch_add(&tfo__stats.fallbacks, 1);
-    tfo__log(TFO__LOG_INFO, "fd %d: %s: a plain connection took its place", fd,
-             tfo_outcome_str(res.outcome));
-  } else if (res.outcome == TFO_OUTCOME_DATA_ACKED) {
-    atomic_fetch_add(&tfo__stats.data_acked, 1);
-  } else {
-    atomic_fetch_add(&tfo__stats.data_not_acked, 1);
-  }
-  libc->fcntl(fd, F_SETFL, fl);
+  if (rc == 0)
+    tfo__shim_count(res.outcome);
   return (ssize_t)total;
+}
+
+/* Ends a first write's claim: FD_RELEASING becomes kind. Only if the
+ * entry is still ours: had another thread closed the fd meanwhile, the
+ * entry was cleared, and may already be a new connection's on the same
+ * number, which must keep its state. */
+static void settle(int fd, struct tfo__fd *st, int kind) {
+  int expect = FD_RELEASING;
+
+  if (!atomic_compare_exchange_strong(&st->kind, &expect, kind))
+    return;
+  if (kind == FD_NONE)
+    tfo__fd_forget_conn(fd);
 }
 
 /* Runs the first write and settles the fd's state. A blocking one goes
@@ -138,7 +120,7 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
     if (blocking(fd, flags)) {                                                 \
       r_ = first_write_blocking(fd, st, iov, cnt, flags);                      \
       e_ = errno;                                                              \
-      tfo__fd_forget_conn(fd);                                                 \
+      settle(fd, st, FD_NONE);                                                 \
       errno = r_ < 0 ? e_ : saved;                                             \
       return r_;                                                               \
     }                                                                          \
@@ -147,7 +129,7 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
     st->syn_bytes = r_ > 0 ? (size_t)r_ : 0;                                   \
     if (r_ > 0)                                                                \
       tfo__fd_keep_first(st, iov, cnt, (size_t)r_);                            \
-    atomic_store(&st->kind, FD_SENT);                                          \
+    settle(fd, st, FD_SENT);                                                   \
     errno = e_;                                                                \
     return r_;                                                                 \
   } while (0)

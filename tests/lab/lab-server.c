@@ -10,8 +10,12 @@
  * tfo_child: the socket came from a valid Fast Open SYN (6.16+, else 0).
  *
  * Usage: lab-server [-6] -p PORT [-q TFO_QLEN] [-n MAXCONN] [-b BANNER]
+ *                   [-r NBYTES]
  *   -q  TCP_FASTOPEN queue length on the listener (default 16, 0 = unset)
  *   -n  exit after MAXCONN connections (after their log lines are out)
+ *   -r  a peer that resets: once NBYTES of the request are read (0: at
+ *       once, before reading), close with SO_LINGER 0 (a RST) and never
+ *       answer; the log line then ends with " reset=1"
  * Connections are served by forked children; SIGTERM/SIGINT stop cleanly.
  */
 
@@ -44,6 +48,7 @@
 #define IO_TIMEOUT_SEC 5
 
 static volatile sig_atomic_t stopping;
+static long reset_after = -1; /* -r: reset after this many bytes, -1: never */
 
 
 static void on_signal(int signum) {
@@ -61,7 +66,7 @@ static void die(const char* what) {
 static void usage(void) {
   fprintf(stderr,
           "usage: lab-server [-6] -p PORT [-q TFO_QLEN] [-n MAXCONN] "
-          "[-b BANNER]\n");
+          "[-b BANNER] [-r NBYTES]\n");
   exit(2);
 }
 
@@ -112,6 +117,34 @@ static void peer_name(const struct sockaddr_storage* ss, char* out, size_t n) {
 }
 
 
+/* -r: read until at least reset_after bytes came (or the peer stopped),
+ * then abort the connection with a RST. */
+static int serve_reset(int fd, unsigned long conn, const char* peer,
+                       int syn_data, int tfo_child) {
+  struct linger lg;
+  char buf[16384];
+  size_t total = 0;
+  ssize_t n;
+
+  while ((long) total < reset_after) {
+    n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    total += (size_t) n;
+  }
+  printf("conn=%lu peer=%s bytes=%zu syn_data=%d tfo_child=%d reset=1\n",
+         conn, peer, total, syn_data, tfo_child);
+  fflush(stdout);
+  lg.l_onoff = 1;
+  lg.l_linger = 0;
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  close(fd);
+  return 0;
+}
+
+
 /* Serve one connection; runs in a forked child. */
 static int serve(int fd, unsigned long conn, const char* peer,
                  const char* banner) {
@@ -141,6 +174,9 @@ static int serve(int fd, unsigned long conn, const char* peer,
     syn_data = (ti.tcpi_options & TCPI_OPT_SYN_DATA) != 0;
     tfo_child = (ti.tcpi_options & TCPI_OPT_TFO_CHILD) != 0;
   }
+
+  if (reset_after >= 0)
+    return serve_reset(fd, conn, peer, syn_data, tfo_child);
 
   rc = 0;
   if (banner != NULL) {
@@ -235,13 +271,14 @@ int main(int argc, char** argv) {
   maxconn = 0;
   banner = NULL;
 
-  while ((opt = getopt(argc, argv, "6p:q:n:b:")) != -1) {
+  while ((opt = getopt(argc, argv, "6p:q:n:b:r:")) != -1) {
     switch (opt) {
     case '6': family = AF_INET6; break;
     case 'p': port = parse_num(optarg, 1, 65535); break;
     case 'q': qlen = parse_num(optarg, 0, 1000000); break;
     case 'n': maxconn = parse_num(optarg, 1, 1000000000); break;
     case 'b': banner = optarg; break;
+    case 'r': reset_after = parse_num(optarg, 0, 1000000000); break;
     default: usage();
     }
   }

@@ -1,15 +1,16 @@
 /* shim-stress: many threads, many connections, fd churn and forks, for
  * running under libtfo_preload.so (test-shim-stress.sh).
  *
- *   shim-stress HOST PORT THREADS CONNS
+ *   shim-stress HOST PORT THREADS CONNS [FORK_EVERY]
  *
  * Each thread makes CONNS connections to a lab-server. Every connection
  * moves to another fd before its first write (dup, dup2, dup3 or
  * fcntl(F_DUPFD_CLOEXEC), the original closed), sends a request of a
- * varying size and checks the "OK <n>" answer. Thread 0 also forks: a
- * child that finishes a connection its parent made (the fd inherited while
- * the SYN may still be held) and a child that execs /bin/true with such an
- * fd open. Prints "ok=N errors=N" and exits 1 on any error.
+ * varying size and checks the "OK <n>" answer. Thread 0 also forks after
+ * every FORK_EVERY-th connection (25; 0: never): a child that finishes a
+ * connection its parent made (the fd inherited while the SYN may still be
+ * held) and a child that execs /bin/true with such an fd open. Prints
+ * "ok=N errors=N" and exits 1 on any error.
  * SPDX-License-Identifier: MIT */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -32,6 +33,7 @@
 static struct sockaddr_storage dst;
 static socklen_t dstlen;
 static int conns;
+static int fork_every = 25;
 static atomic_int ok, errors;
 
 static void fail(const char *what, long i) {
@@ -176,7 +178,7 @@ static void *worker(void *arg) {
     else
       atomic_fetch_add(&ok, 1);
     close(d);
-    if (t == 0 && i % 25 == 0)
+    if (t == 0 && fork_every > 0 && i % fork_every == 0)
       fork_children(i);
   }
   return NULL;
@@ -188,8 +190,9 @@ int main(int argc, char **argv) {
   pthread_t th[256];
   long threads, t;
 
-  if (argc != 5) {
-    fprintf(stderr, "usage: shim-stress HOST PORT THREADS CONNS\n");
+  if (argc != 5 && argc != 6) {
+    fprintf(stderr,
+            "usage: shim-stress HOST PORT THREADS CONNS [FORK_EVERY]\n");
     return 2;
   }
   memset(&dst, 0, sizeof(dst));
@@ -207,7 +210,9 @@ int main(int argc, char **argv) {
   }
   threads = atol(argv[3]);
   conns = atoi(argv[4]);
-  if (threads < 1 || threads > 256 || conns < 1)
+  if (argc == 6)
+    fork_every = atoi(argv[5]);
+  if (threads < 1 || threads > 256 || conns < 1 || fork_every < 0)
     return 2;
   for (t = 0; t < threads; t++)
     if (pthread_create(&th[t], NULL, worker, (void *)t) != 0)

@@ -828,6 +828,81 @@ static void persists_across_reopen(void **state) {
   assert_int_equal(raw_check(f->path), 2);
 }
 
+/* The number of the cache's fd, from /proc/self/fd; -1 if none names it. */
+static int cache_fd_number(const char *path) {
+  char link[64], target[256];
+  ssize_t n;
+  int fd;
+
+  for (fd = 0; fd < 1024; fd++) {
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, target, sizeof(target) - 1);
+    if (n <= 0)
+      continue;
+    target[n] = '\0';
+    if (strcmp(target, path) == 0)
+      return fd;
+  }
+  return -1;
+}
+
+/* The program owns the fd table: a shell's `exec 4>file` may dup2 over the
+ * cache's fd, a close-everything loop may close it. The program's file at
+ * that number is never locked, truncated or closed by us, and later
+ * updates still reach the cache file. */
+static void program_takes_the_fd(void **state) {
+  struct fx *f = *state;
+  struct sockaddr_in a = sin4("192.0.2.1", 80), b = sin4("192.0.2.2", 80),
+                     c = sin4("192.0.2.3", 80);
+  struct tfo__verdict v;
+  struct stat sb;
+  char user[160], buf[16];
+  int cfd, ufd;
+
+  assert_int_equal(rec(SA(a), TFO__EV_BLACKHOLE, 100), 0);
+  cfd = cache_fd_number(f->path);
+  assert_true(cfd >= 0);
+  /* dup2 over it: the number now names the program's 5-byte file. */
+  snprintf(user, sizeof(user), "%s/user", f->dir);
+  ufd = open(user, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  assert_true(ufd >= 0);
+  assert_int_equal(write(ufd, "hello", 5), 5);
+  assert_int_equal(dup2(ufd, cfd), cfd);
+  close(ufd);
+  assert_int_equal(rec(SA(b), TFO__EV_RESET, 100), 0);
+  assert_int_equal(fstat(cfd, &sb), 0);
+  assert_int_equal(sb.st_size, 5); /* not grown to the table's size */
+  assert_int_equal(pread(cfd, buf, sizeof(buf), 0), 5);
+  assert_memory_equal(buf, "hello", 5);
+  assert_int_equal(raw_check(f->path), 2); /* b reached the file */
+  /* Another configuration closes the table, not the program's fd. */
+  assert_int_equal(tfo__cache_configure(f->path), 0);
+  assert_int_equal(fstat(cfd, &sb), 0);
+  assert_int_equal(sb.st_size, 5);
+  close(cfd);
+  /* Closed behind our back (closefrom): opened again on the next update. */
+  assert_int_equal(rec(SA(c), TFO__EV_RESET, 100), 0); /* opens it */
+  cfd = cache_fd_number(f->path);
+  assert_true(cfd >= 0);
+  close(cfd);
+  assert_int_equal(rec(SA(c), TFO__EV_BLACKHOLE, 100), 0);
+  assert_int_equal(look(SA(c), &v), 0);
+  assert_int_equal(v.last, TFO__EV_BLACKHOLE);
+  assert_int_equal(raw_check(f->path), 3);
+  /* Lost, and the file replaced meanwhile: the mapping is of the old one,
+   * so updates are refused rather than written where nobody reads them. */
+  close(cache_fd_number(f->path));
+  assert_int_equal(unlink(f->path), 0);
+  ufd = open(f->path, O_RDWR | O_CREAT | O_EXCL, 0600);
+  assert_true(ufd >= 0);
+  close(ufd);
+  errno = 0;
+  assert_int_equal(rec(SA(a), TFO__EV_RESET, 100), -1);
+  assert_int_equal(errno, ESTALE);
+  assert_int_equal(stat(f->path, &sb), 0);
+  assert_int_equal(sb.st_size, 0); /* the newcomer untouched */
+}
+
 /* In a child with a private, empty /run: configure(NULL) with
  * XDG_RUNTIME_DIR = xdg (NULL: unset). mode 0: root, expect
  * /run/libtfo/cache; 1: root, xdg handed to nobody first, same expectation;
@@ -1684,6 +1759,7 @@ int main(void) {
       T(foreach_callback_may_write),
       T(off_disables),
       T(persists_across_reopen),
+      T(program_takes_the_fd),
       T(default_location),
       T(corrupt_files_are_rebuilt),
       T(damaged_while_in_use),

@@ -41,6 +41,7 @@ static struct fake {
   int options[NFD];
   int client_fail[NFD];
   int retrans[NFD];
+  int answered[NFD];    /* a SYN-ACK came: an RTT sample even once closed */
   int connects[NFD];
   ssize_t fastopen_ret; /* sendmsg(MSG_FASTOPEN): count, or -errno */
   int connect_errno;    /* plain connect(): 0 for EINPROGRESS */
@@ -123,7 +124,8 @@ int __wrap_getsockopt(int fd, int level, int name, void *val,
     ti.tcpi_state = (uint8_t)k.state[s];
     ti.tcpi_options = (uint8_t)k.options[s];
     ti.tcpi_fastopen_client_fail = (uint8_t)k.client_fail[s];
-    ti.tcpi_rtt = 50000;
+    /* The kernel has an RTT sample only once a SYN-ACK came. */
+    ti.tcpi_rtt = k.state[s] == ST_ESTABLISHED || k.answered[s] ? 50000 : 0;
     ti.tcpi_total_retrans = (uint32_t)k.retrans[s];
     *len = k.tcp_info_short ? 4 : (*len < sizeof(ti) ? *len : sizeof(ti));
     memcpy(val, &ti, *len);
@@ -398,6 +400,119 @@ static void closed_port_caches_nothing(void **state) {
   assert_int_equal(k.closed[1], 1);
 }
 
+/* The server took the SYN's data, then reset (an application abort, or a
+ * close with unread data) before the machine looked: an error for the
+ * caller, no plain retry that would deliver the request twice, and TFO is
+ * judged on its handshake, not blamed. */
+static void reset_after_handshake_is_the_servers(void **state) {
+  struct tfo_watch w;
+  struct tfo_result r;
+  tfo_conn *c;
+
+  (void)state;
+  k.fastopen_ret = 18;
+  c = start(0, 0, &w);
+  k.so_error[0] = ECONNRESET;
+  k.state[0] = ST_CLOSE;
+  k.answered[0] = 1;
+  k.options[0] = 32;
+  assert_int_equal(tfo_conn_step(c, &w), 0);
+  errno = 0;
+  assert_int_equal(tfo_conn_finish(c, &r), -1);
+  assert_int_equal(errno, ECONNRESET);
+  assert_int_equal(k.connects[1], 0);
+  assert_int_equal(k.next_fd, 1); /* no second socket at all */
+  assert_int_equal(k.closed[0], 1);
+  assert_int_equal(k.recorded, 1);
+  assert_int_equal(k.last_event, TFO__EV_DATA_ACKED);
+}
+
+/* The racing plain connect found no route (link down, route deleted): the
+ * path lost everything for a while, so the TFO SYN that the kernel had to
+ * retransmit says nothing about TFO. Nothing is recorded. */
+static void no_route_is_not_a_blackhole(void **state) {
+  struct tfo_watch w;
+  struct tfo_result r;
+  tfo_conn *c;
+
+  (void)state;
+  k.fastopen_ret = 18;
+  k.connect_errno = ENETUNREACH;
+  c = start(0, 1, &w);
+  while (k.connects[1] == 0)
+    assert_int_equal(tfo_conn_step(c, &w), 1);
+  assert_int_equal(k.closed[1], 1); /* the racer failed at once */
+  assert_int_equal(w.fd[0], FD0);   /* the TFO SYN is still waited for */
+  k.state[0] = ST_ESTABLISHED;      /* the route is back: its retransmission */
+  k.client_fail[0] = 3;
+  k.retrans[0] = 1;
+  assert_int_equal(tfo_conn_step(c, &w), 0);
+  assert_int_equal(tfo_conn_finish(c, &r), FD0);
+  assert_int_equal(r.outcome, TFO_OUTCOME_DATA_NOT_ACKED);
+  assert_int_equal(k.recorded, 0);
+}
+
+/* The same when the racer's SYN draws an unreachable error later (ICMP). */
+static void unreachable_racer_is_not_a_blackhole(void **state) {
+  struct tfo_watch w;
+  struct tfo_result r;
+  tfo_conn *c;
+
+  (void)state;
+  k.fastopen_ret = 18;
+  c = start(0, 1, &w);
+  while (k.connects[1] == 0)
+    assert_int_equal(tfo_conn_step(c, &w), 1);
+  k.so_error[1] = EHOSTUNREACH;
+  k.state[1] = ST_CLOSE;
+  assert_int_equal(tfo_conn_step(c, &w), 1);
+  assert_int_equal(k.closed[1], 1);
+  k.state[0] = ST_ESTABLISHED;
+  k.client_fail[0] = 3;
+  k.retrans[0] = 1;
+  assert_int_equal(tfo_conn_step(c, &w), 0);
+  assert_int_equal(tfo_conn_finish(c, &r), FD0);
+  assert_int_equal(k.recorded, 0);
+}
+
+/* TFO wins through the kernel's retransmitted SYN. If our plain SYN had
+ * been out for longer than an RTT (50 ms here) unanswered, plain SYNs were
+ * lost too (a link that went down, the server's side gone for a while): no
+ * blackhole. If it had just left, nothing is known of it: a blackhole, as
+ * without a race. */
+static void tfo_retransmission_wins_race(int wait_ms, int want_recorded) {
+  struct timespec ts = {0, (long)wait_ms * 1000 * 1000};
+  struct tfo_watch w;
+  struct tfo_result r;
+  tfo_conn *c;
+
+  k.fastopen_ret = 18;
+  c = start(0, 1, &w);
+  while (k.connects[1] == 0)
+    assert_int_equal(tfo_conn_step(c, &w), 1);
+  nanosleep(&ts, NULL);
+  k.state[0] = ST_ESTABLISHED;
+  k.client_fail[0] = 3;
+  k.retrans[0] = 1;
+  assert_int_equal(tfo_conn_step(c, &w), 0);
+  assert_int_equal(tfo_conn_finish(c, &r), FD0);
+  assert_int_equal(r.outcome, TFO_OUTCOME_DATA_NOT_ACKED);
+  assert_int_equal(k.closed[1], 1);
+  assert_int_equal(k.recorded, want_recorded);
+  if (want_recorded)
+    assert_int_equal(k.last_event, TFO__EV_BLACKHOLE);
+}
+
+static void plain_syn_lost_too_is_not_a_blackhole(void **state) {
+  (void)state;
+  tfo_retransmission_wins_race(150, 0);
+}
+
+static void fresh_plain_syn_leaves_the_blackhole(void **state) {
+  (void)state;
+  tfo_retransmission_wins_race(0, 1);
+}
+
 static void silence_races_a_plain_connect(void **state) {
   struct tfo_watch w;
   struct tfo_result r;
@@ -419,6 +534,27 @@ static void silence_races_a_plain_connect(void **state) {
   assert_int_equal(r.fallback_ms, 1);
   assert_int_equal(k.closed[0], 1); /* the loser */
   assert_int_equal(k.last_event, TFO__EV_BLACKHOLE);
+}
+
+/* The TFO SYN is answered too, just after the plain one (a busy host, a
+ * LAN's jitter over the 20 ms race floor): slow, not a blackhole. */
+static void late_answer_is_not_a_blackhole(void **state) {
+  struct tfo_watch w;
+  struct tfo_result r;
+  tfo_conn *c;
+
+  (void)state;
+  k.fastopen_ret = 18;
+  c = start(0, 1, &w); /* 1 ms race delay */
+  while (k.connects[1] == 0)
+    assert_int_equal(tfo_conn_step(c, &w), 1);
+  k.state[1] = ST_ESTABLISHED;
+  k.answered[0] = 1; /* its SYN-ACK is in, the plain one was seen first */
+  assert_int_equal(tfo_conn_step(c, &w), 0);
+  assert_int_equal(tfo_conn_finish(c, &r), FD0 + 1);
+  assert_int_equal(r.outcome, TFO_OUTCOME_FALLBACK);
+  assert_int_equal(k.closed[0], 1);
+  assert_int_equal(k.recorded, 0);
 }
 
 static void no_race_waits_for_the_kernel(void **state) {
@@ -596,7 +732,13 @@ int main(void) {
       cmocka_unit_test_setup(client_bit_off_is_disabled, setup),
       cmocka_unit_test_setup(reset_retries_plainly_at_once, setup),
       cmocka_unit_test_setup(closed_port_caches_nothing, setup),
+      cmocka_unit_test_setup(reset_after_handshake_is_the_servers, setup),
+      cmocka_unit_test_setup(no_route_is_not_a_blackhole, setup),
+      cmocka_unit_test_setup(unreachable_racer_is_not_a_blackhole, setup),
+      cmocka_unit_test_setup(plain_syn_lost_too_is_not_a_blackhole, setup),
+      cmocka_unit_test_setup(fresh_plain_syn_leaves_the_blackhole, setup),
       cmocka_unit_test_setup(silence_races_a_plain_connect, setup),
+      cmocka_unit_test_setup(late_answer_is_not_a_blackhole, setup),
       cmocka_unit_test_setup(no_race_waits_for_the_kernel, setup),
       cmocka_unit_test_setup(cached_skip_connects_plainly, setup),
       cmocka_unit_test_setup(bad_input, setup),
