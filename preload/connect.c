@@ -121,6 +121,11 @@ static int connect_blocking(int fd, struct tfo__fd *st,
     return wait_connected(fd);
   }
   rc = tfo__shim_drive(fd, c, &w, fl, &res);
+  if (rc == -2) { /* SO_SNDTIMEO: what the kernel's connect says then */
+    note_started(fd, st, 0);
+    errno = EINPROGRESS;
+    return -1;
+  }
   if (rc < 0)
     return -1;
   if (rc == 0)

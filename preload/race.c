@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 
 #include "log.h"
 #include "shim.h"
@@ -40,13 +41,29 @@ static int same_socket(int fd, const struct stat *was) {
   return rc;
 }
 
+/* The program's SO_SNDTIMEO as a deadline from t0 (ms), 0 when none: it
+ * bounds a blocking connect or write, so it bounds our wait in its stead. */
+static int64_t send_deadline(int fd, int64_t t0) {
+  struct timeval tv;
+  socklen_t len = sizeof(tv);
+  int saved = errno;
+
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) != 0 ||
+      (tv.tv_sec == 0 && tv.tv_usec == 0)) {
+    errno = saved;
+    return 0;
+  }
+  return t0 + (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
 int tfo__shim_drive(int fd, tfo_conn *c, struct tfo_watch *w, int fl,
                     struct tfo_result *res) {
   const struct tfo__libc *libc = tfo__libc();
   struct pollfd pfd[2];
   struct stat sock;
   nfds_t np;
-  int nfd, e, i, rc = 0, known;
+  int64_t t0 = tfo__shim_now_ms(), deadline = -1, left;
+  int nfd, e, i, rc = 0, known, waits = 0, tmo;
 
   /* Another thread of the program may close fd while we wait (poll does
    * not notice: its own reference keeps the socket alive), and the number
@@ -60,9 +77,27 @@ int tfo__shim_drive(int fd, tfo_conn *c, struct tfo_watch *w, int fl,
         pfd[np].revents = 0;
         np++;
       }
+    /* Asked only once a second wait is needed (an answer within the first
+     * costs nothing more), so a timeout shorter than the race delay may be
+     * overrun by up to that delay. */
+    tmo = w->timeout_ms;
+    if (waits++ == 1)
+      deadline = send_deadline(fd, t0);
+    if (deadline > 0) {
+      left = deadline - tfo__shim_now_ms();
+      if (left <= 0) {
+        tfo_conn_abort(c); /* fd itself stays, its handshake going on */
+        if (fl >= 0)
+          libc->fcntl(fd, F_SETFL, fl);
+        errno = EAGAIN;
+        return -2;
+      }
+      if (tmo < 0 || tmo > left)
+        tmo = (int)left;
+    }
     /* EINTR: the program's handler ran; its blocking call goes on, as a
      * connect or write with SA_RESTART would. */
-    if (libc->poll(pfd, np, w->timeout_ms) < 0 && errno != EINTR) {
+    if (libc->poll(pfd, np, tmo) < 0 && errno != EINTR) {
       e = errno;
       tfo_conn_abort(c);
       if (fl >= 0)

@@ -251,7 +251,9 @@ int tfo__fd_take_place(int fd, int s);
  * made fd non-blocking for the machine (connect), -1 when it did not (a
  * first write sent with MSG_DONTWAIT). 0: fd itself won; 1: a plain
  * connection won and took fd's place (counted as a fallback); -1 with
- * errno (EBADF: the program closed fd meanwhile). res gets the outcome. */
+ * errno (EBADF: the program closed fd meanwhile); -2 when fd's SO_SNDTIMEO
+ * ran out first (the race abandoned, fd's own handshake going on, as after
+ * a blocking call's timeout). res gets the outcome. */
 int tfo__shim_drive(int fd, tfo_conn *c, struct tfo_watch *w, int fl,
                     struct tfo_result *res);
 

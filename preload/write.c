@@ -89,6 +89,8 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
   if (c == NULL) /* no memory: the kernel alone, as without the shim */
     return n;
   rc = tfo__shim_drive(fd, c, &w, -1, &res);
+  if (rc == -2) /* SO_SNDTIMEO: a timed-out write returns what it queued */
+    return n > 0 ? n : -1;
   if (rc < 0)
     return -1;
   if (rc == 0)

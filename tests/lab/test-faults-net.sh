@@ -368,6 +368,27 @@ for fam in 4 6; do
   lab_check "B3 v$fam no route: shim: no fd leaked" grep -q 'fds_leaked=0$' <<<"$out"
   cache_ok "B3 v$fam" "$ip" "$port"
   next_call "B3 v$fam, route back" "$ip" "$port"
+
+  # B4: every SYN to the port dropped, and a blocking program that bounds
+  # its calls with SO_SNDTIMEO (lab-client -t 600): the shim's race must
+  # not outlast that bound, with a cookie (the held SYN leaves at the first
+  # write) or without (connect asks for one). Without the bound it waits
+  # for the kernel's SYN retries, until lab-client's own alarm at 3.2 s.
+  if [ "$fam" = 6 ]; then ipt=ip6tables; else ipt=iptables; fi
+  lab_s "$ipt" -I INPUT -p tcp --dport "$port" -j DROP
+  for cookie in yes no; do
+    [ $cookie = no ] && lab_c ip tcp_metrics flush all
+    t0=$(date +%s%3N)
+    out=$(shim_c timeout 10 "$LAB_BIN/lab-client" -m plain -t 600 -s 300 "$ip" "$port" 2>/dev/null || true)
+    t1=$(date +%s%3N)
+    echo "B4 v$fam all SYNs dropped, cookie $cookie: $out ($((t1 - t0)) ms)"
+    lab_check "B4 v$fam SO_SNDTIMEO, cookie $cookie: the call timed out" \
+      grep -Eq 'error=(connect:EINPROGRESS|write:EAGAIN|read:EAGAIN)' <<<"$out"
+    lab_check_range "B4 v$fam SO_SNDTIMEO, cookie $cookie: ms" "$((t1 - t0))" 500 1900
+  done
+  lab_s "$ipt" -D INPUT -p tcp --dport "$port" -j DROP
+  api_client "$ip" "$port" >/dev/null # a cookie again
+  next_call "B4 v$fam, path back" "$ip" "$port"
 done
 
 lab_finish
