@@ -485,6 +485,17 @@ static void mode_from_env(void) {
   }
 }
 
+/* Opens the file the configuration names (LIBTFO_CACHE's path, or the
+ * default place), its name into path: at first use, and again when the
+ * program took our descriptor. */
+static int open_configured(char *path, size_t len) {
+  if (mode == MODE_PATH) {
+    snprintf(path, len, "%s", spec_path);
+    return open_file(AT_FDCWD, spec_path, spec_path);
+  }
+  return open_default(path, len);
+}
+
 static void open_table(void) {
   int fd = -1;
 
@@ -496,12 +507,7 @@ static void open_table(void) {
     return;
   if (mode == MODE_OFF)
     return;
-  if (mode == MODE_PATH) {
-    snprintf(tab.path, sizeof(tab.path), "%s", spec_path);
-    fd = open_file(AT_FDCWD, spec_path, spec_path);
-  } else {
-    fd = open_default(tab.path, sizeof(tab.path));
-  }
+  fd = open_configured(tab.path, sizeof(tab.path));
   if (fd >= 0 && map_file(fd, tab.path) == 0)
     return;
   if (fd >= 0)
@@ -540,8 +546,7 @@ static int file_fd(void) {
   if (fd_is_ours())
     return tab.fd;
   tab.fd = -1;
-  fd = mode == MODE_PATH ? open_file(AT_FDCWD, spec_path, spec_path)
-                         : open_default(path, sizeof(path));
+  fd = open_configured(path, sizeof(path));
   if (fd < 0)
     return -1;
   if (fstat(fd, &sb) != 0 || sb.st_dev != tab.dev || sb.st_ino != tab.ino) {

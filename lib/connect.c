@@ -338,6 +338,15 @@ enum tfo_outcome tfo__judge(int fd, const struct tfo__tcpinfo *known,
   return out;
 }
 
+/* The TFO attempt's outcome, from its handshake; fed to the cache unless
+ * plain connects failed meanwhile: a TFO SYN lost then (client_fail 3) is
+ * not the path's verdict on TFO. */
+static void judge_tfo(struct tfo_conn *c, const struct tfo__tcpinfo *ti) {
+  c->outcome = tfo__judge(c->tfo_fd, ti, (const struct sockaddr *)&c->addr,
+                          c->addrlen, c->cookie_sent, c->syn_bytes,
+                          c->use_cache && !c->unreachable, &c->client_fail);
+}
+
 static void tfo_won(struct tfo_conn *c, const struct tfo__tcpinfo *ti) {
   /* Won by the kernel's retransmitted SYN, answered one RTT after it
    * left, while our plain SYN, out for longer than that, got no answer: it
@@ -346,11 +355,7 @@ static void tfo_won(struct tfo_conn *c, const struct tfo__tcpinfo *ti) {
   if (c->plain_fd >= 0 && ti->client_fail == TFO__FAIL_SYN_RETRANSMITTED &&
       ti->rtt_us != 0 && now_us() - c->t_plain > (int64_t)ti->rtt_us)
     c->unreachable = 1;
-  /* Not judged for the cache when plain connects failed meanwhile: a TFO
-   * SYN lost then (client_fail 3) is not the path's verdict on TFO. */
-  c->outcome = tfo__judge(c->tfo_fd, ti, (const struct sockaddr *)&c->addr,
-                          c->addrlen, c->cookie_sent, c->syn_bytes,
-                          c->use_cache && !c->unreachable, &c->client_fail);
+  judge_tfo(c, ti);
   c->rtt_us = ti->rtt_us;
   drop(c, &c->plain_fd);
   c->fd = c->tfo_fd;
@@ -410,11 +415,7 @@ static void step_connecting(struct tfo_conn *c, int64_t now) {
        * sample). Judged on its handshake, the error reported as is: a
        * plain retry would deliver the request again, and the path does
        * not break TFO. */
-      c->outcome = tfo__judge(c->tfo_fd, &ti,
-                              (const struct sockaddr *)&c->addr, c->addrlen,
-                              c->cookie_sent, c->syn_bytes,
-                              c->use_cache && !c->unreachable,
-                              &c->client_fail);
+      judge_tfo(c, &ti);
       tfo__log(TFO__LOG_INFO, "connection ended by the peer: %s",
                strerror(err));
       fail(c, err);

@@ -72,7 +72,7 @@ int tfo__fd_replace_plain(int fd, struct tfo__fd *st, const void *resend,
     return -1;
   tfo__cache_record((const struct sockaddr *)&st->addr, st->addrlen,
                     TFO__EV_RESET, 0);
-  atomic_fetch_add(&tfo__stats.fallbacks, 1);
+  tfo__shim_count(TFO_OUTCOME_FALLBACK);
   tfo__log(TFO__LOG_INFO,
            "fd %d: SYN with data was reset; connected again plainly", fd);
   tfo__fd_forget_conn(fd);

@@ -55,16 +55,13 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
   tfo_conn *c;
   ssize_t n;
   size_t total = 0;
-  int fl, e, i, rc;
+  int e, i, rc;
 
   for (i = 0; i < cnt; i++)
     total += iov[i].iov_len;
   memset(&msg, 0, sizeof(msg));
   msg.msg_iov = (struct iovec *)iov;
   msg.msg_iovlen = (size_t)cnt;
-  fl = libc->fcntl(fd, F_GETFL);
-  if (fl < 0)
-    return libc->sendmsg(fd, &msg, flags);
   /* MSG_DONTWAIT, not O_NONBLOCK: the file flags are shared with the
    * program's other threads (and processes), and a blocking read that one
    * makes during the handshake must not fail with EAGAIN. The kernel's
