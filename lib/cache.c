@@ -26,6 +26,7 @@
 #endif
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -41,6 +42,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "sys.h"
 #include "log.h"
 
 _Static_assert(sizeof(struct tfo__cache_hdr) == TFO__CACHE_HDR_SIZE,
@@ -89,6 +91,14 @@ struct table {
 
 static _Atomic unsigned rw; /* readers | RW_WRITER */
 static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+static sigset_t wmu_mask; /* the holder's signal mask before wlock */
+
+static void wmu_unlock(void) {
+  sigset_t old = wmu_mask;
+
+  pthread_mutex_unlock(&wmu);
+  tfo__signals_restore(&old);
+}
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static enum mode mode = MODE_ENV;
 static char *spec_path;
@@ -564,15 +574,21 @@ static int file_fd(void) {
  * still a valid table. 0, or -1 with nothing more held. */
 static int wlock(void) {
   struct stat sb;
+  sigset_t old;
   int e, fd;
 
+  /* No signal while wmu is held: a handler on this thread that records
+   * an outcome (the shim runs inside write(2), which handlers may call)
+   * would wait for itself. The mask is restored by wunlock. */
+  tfo__signals_block(&old);
   pthread_mutex_lock(&wmu);
+  wmu_mask = old;
   if (tab.path[0] == '\0') /* a memory table: wmu is enough */
     return 0;
   fd = file_fd();
   if (fd < 0 || lock_file(fd, TFO__CACHE_LOCK_TIMEOUT_MS) != 0) {
     e = errno;
-    pthread_mutex_unlock(&wmu);
+    wmu_unlock();
     errno = e;
     return -1;
   }
@@ -582,7 +598,7 @@ static int wlock(void) {
     if (ftruncate(fd, (off_t)TFO__CACHE_FILE_SIZE) != 0) {
       e = errno;
       flock(fd, LOCK_UN);
-      pthread_mutex_unlock(&wmu);
+      wmu_unlock();
       errno = e;
       return -1;
     }
@@ -601,8 +617,8 @@ static void wunlock(void) {
 
   if (tab.path[0] != '\0' && fd_is_ours())
     flock(tab.fd, LOCK_UN);
+  wmu_unlock();
   errno = e;
-  pthread_mutex_unlock(&wmu);
 }
 
 /* The common start of every update: 1 with the table entered and the write

@@ -121,6 +121,7 @@ struct tfo__cache_slot {
 /* --- API ---------------------------------------------------------------- */
 
 enum tfo__event {
+  TFO__EV_NONE = 0,       /* nothing learned about the path: not recorded */
   TFO__EV_DATA_ACKED = 1, /* SYN data acknowledged: all good */
   TFO__EV_COOKIE_GRANTED, /* cookie requested and granted: good so far */
   TFO__EV_NO_COOKIE,      /* SYN answered without a cookie: no TFO there */

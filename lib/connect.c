@@ -63,7 +63,12 @@ struct tfo_conn {
   int client_fail;
   unsigned rtt_us; /* the winner's smoothed RTT when it connected */
   int err; /* final errno, 0: success */
+  int in_storage; /* in the caller's tfo__conn_storage: not freed here */
+  struct iovec iov_in[4]; /* iov, when it has this few buffers */
 };
+
+_Static_assert(sizeof(struct tfo_conn) <= sizeof(struct tfo__conn_storage),
+               "TFO__CONN_STORAGE is too small for struct tfo_conn");
 
 static int64_t now_us(void) {
   struct timespec ts;
@@ -333,7 +338,8 @@ enum tfo_outcome tfo__judge(int fd, const struct tfo__tcpinfo *known,
   out = tfo__decode_outcome(cookie_sent, syn_bytes, granted, &ti, &ev);
   if (client_fail != NULL)
     *client_fail = ti.client_fail;
-  if (use_cache && tfo__cache_record(addr, addrlen, ev, ti.rtt_us) != 0)
+  if (use_cache && ev != TFO__EV_NONE &&
+      tfo__cache_record(addr, addrlen, ev, ti.rtt_us) != 0)
     tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", strerror(errno));
   return out;
 }
@@ -560,11 +566,20 @@ int tfo_conn_step(tfo_conn *c, struct tfo_watch *w) {
   return c->state != ST_DONE;
 }
 
-/* Validates and allocates; NULL with errno. */
+static void conn_free(struct tfo_conn *c) {
+  if (c->iov != c->iov_in)
+    free(c->iov);
+  if (!c->in_storage)
+    free(c);
+}
+
+/* Validates and allocates (in *storage when given: nothing from malloc
+ * for up to 4 buffers); NULL with errno. */
 static struct tfo_conn *conn_new(const struct sockaddr *addr,
                                  socklen_t addrlen, const struct iovec *iov,
                                  int iovcnt,
-                                 const struct tfo_connect_opts *opts) {
+                                 const struct tfo_connect_opts *opts,
+                                 struct tfo__conn_storage *storage) {
   struct tfo_conn *c;
   ssize_t total;
 
@@ -576,12 +591,18 @@ static struct tfo_conn *conn_new(const struct sockaddr *addr,
   if (addrlen > sizeof(struct sockaddr_storage))
     addrlen = sizeof(struct sockaddr_storage);
 
-  c = calloc(1, sizeof(*c));
-  if (c == NULL)
+  if (storage != NULL) {
+    c = memset(storage, 0, sizeof(*c));
+    c->in_storage = 1;
+  } else if ((c = calloc(1, sizeof(*c))) == NULL) {
     return NULL;
-  c->iov = malloc(sizeof(*iov) * (size_t)(iovcnt > 0 ? iovcnt : 1));
+  }
+  if (iovcnt <= (int)(sizeof(c->iov_in) / sizeof(c->iov_in[0])))
+    c->iov = c->iov_in;
+  else
+    c->iov = malloc(sizeof(*iov) * (size_t)iovcnt);
   if (c->iov == NULL) {
-    free(c);
+    conn_free(c);
     errno = ENOMEM;
     return NULL;
   }
@@ -617,7 +638,7 @@ tfo_conn *tfo_conn_start(const struct sockaddr *addr, socklen_t addrlen,
                          const struct tfo_connect_opts *opts,
                          struct tfo_watch *w) {
   struct tfo__verdict v;
-  struct tfo_conn *c = conn_new(addr, addrlen, iov, iovcnt, opts);
+  struct tfo_conn *c = conn_new(addr, addrlen, iov, iovcnt, opts, NULL);
 
   if (c == NULL)
     return NULL;
@@ -637,9 +658,10 @@ tfo_conn *tfo_conn_start(const struct sockaddr *addr, socklen_t addrlen,
 tfo_conn *tfo__conn_adopt(int fd, int cookie_sent, size_t syn_bytes,
                           const struct sockaddr *addr, socklen_t addrlen,
                           const struct iovec *iov, int iovcnt,
-                          struct tfo_watch *w) {
+                          struct tfo_watch *w,
+                          struct tfo__conn_storage *storage) {
   struct tfo__verdict v;
-  struct tfo_conn *c = conn_new(addr, addrlen, iov, iovcnt, NULL);
+  struct tfo_conn *c = conn_new(addr, addrlen, iov, iovcnt, NULL, storage);
 
   if (c == NULL)
     return NULL;
@@ -689,8 +711,7 @@ int tfo_conn_finish(tfo_conn *c, struct tfo_result *r) {
   }
   if (fd < 0)
     errno = c->err;
-  free(c->iov);
-  free(c);
+  conn_free(c);
   return fd;
 }
 
@@ -700,8 +721,7 @@ void tfo_conn_abort(tfo_conn *c) {
   drop(c, &c->tfo_fd);
   drop(c, &c->plain_fd);
   drop(c, &c->fd);
-  free(c->iov);
-  free(c);
+  conn_free(c);
 }
 
 int tfo_connect_sendv(const struct sockaddr *addr, socklen_t addrlen,

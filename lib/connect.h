@@ -35,11 +35,17 @@ int tfo__fallback_delay_ms(const struct sockaddr *addr, socklen_t addrlen,
  * On a blocking fd the rest is sent blocking (as the caller's own write
  * would); fd is never closed by the machine: when
  * tfo_conn_finish returns another socket, the plain connection won and fd
- * is the caller's to replace or close. */
+ * is the caller's to replace or close. With storage, the machine lives
+ * there and nothing is allocated (up to 4 buffers in iov): a signal
+ * handler may be the one writing, inside malloc's lock. */
+struct tfo__conn_storage {
+  _Alignas(16) unsigned char bytes[512];
+};
 tfo_conn *tfo__conn_adopt(int fd, int cookie_sent, size_t syn_bytes,
                           const struct sockaddr *addr, socklen_t addrlen,
                           const struct iovec *iov, int iovcnt,
-                          struct tfo_watch *w);
+                          struct tfo_watch *w,
+                          struct tfo__conn_storage *storage);
 
 /* Reads what the kernel did with the TFO handshake on fd (which has
  * completed, or failed; known: its tcp_info when the caller has it, else

@@ -28,16 +28,19 @@ static uint64_t cookie_of(int fd) {
 
 void tfo__registry_put(int fd, enum tfo_outcome outcome) {
   uint64_t c = cookie_of(fd);
+  sigset_t old;
   int saved = errno;
 
   if (c == 0)
     return;
+  tfo__signals_block(&old);
   /* Direct-mapped: a collision overwrites, which forgets an old answer and
    * can never give a wrong one (the cookie is compared on lookup). */
   pthread_mutex_lock(&lock);
   table[c % TFO__REGISTRY_SIZE].cookie = c;
   table[c % TFO__REGISTRY_SIZE].outcome = outcome;
   pthread_mutex_unlock(&lock);
+  tfo__signals_restore(&old);
   errno = saved;
 }
 

@@ -10,6 +10,7 @@
 #define TFO_SYS_H
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -26,5 +27,11 @@ struct tfo__sys {
 };
 
 extern struct tfo__sys tfo__sys;
+
+/* Blocks every signal on this thread (the previous mask into *old), for a
+ * short section under a lock that a signal handler on the same thread
+ * might want: the shim runs inside write(2), which handlers may call. */
+void tfo__signals_block(sigset_t *old);
+void tfo__signals_restore(const sigset_t *old);
 
 #endif

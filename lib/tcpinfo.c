@@ -29,6 +29,10 @@ int tfo__tcpinfo_get(int fd, struct tfo__tcpinfo *ti) {
                           sizeof(k.tcpi_total_retrans)
                     ? k.tcpi_total_retrans
                     : 0;
+  ti->segs_in = len >= offsetof(struct tcp_info, tcpi_segs_in) +
+                           sizeof(k.tcpi_segs_in)
+                    ? k.tcpi_segs_in
+                    : 0;
   return 0;
 }
 
@@ -64,8 +68,14 @@ enum tfo_outcome tfo__decode_outcome(int cookie_sent, size_t syn_bytes,
       *ev = TFO__EV_DATA_NOT_ACKED;
       return TFO_OUTCOME_DATA_NOT_ACKED;
     default:
-      if (syn_bytes > 0) { /* data sent, not acked, no reason given */
-        *ev = TFO__EV_DATA_NOT_ACKED;
+      if (syn_bytes > 0) {
+        /* Data handed over, not acked, and no reason given: the kernel
+         * sets one for every data SYN that went out (since 5.5), so this
+         * one never left the host (its transmit failed locally, a link
+         * down, and the kernel sent a plain SYN instead). Nothing to hold
+         * against the path. (Before 5.5 a stripped option reads the same
+         * way; it costs no delay, so not learning it is cheap.) */
+        *ev = TFO__EV_NONE;
         return TFO_OUTCOME_DATA_NOT_ACKED;
       }
       /* A cookie and no data (len 0): the kernel marks no SYN data, yet

@@ -18,6 +18,9 @@ struct tfo__tcpinfo {
   unsigned rtt_us;      /* smoothed RTT */
   unsigned retrans;     /* segments retransmitted: at the end of a
                          * handshake, the SYNs that went unanswered */
+  unsigned segs_in;     /* segments received: a refused SYN got its RST,
+                         * one with no route or lost got nothing (0 also
+                         * on kernels < 4.2) */
 };
 
 #define TFO__TCPI_OPT_SYN_DATA 32  /* SYN data acknowledged / accepted */

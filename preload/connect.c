@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "connect.h"
@@ -56,21 +57,32 @@ static int wanted(int fd, const struct sockaddr *sa, socklen_t len) {
   return 1;
 }
 
-/* After the TFO connect call: a cookie was cached when it returned 0 with
- * the socket still in SYN_SENT (the kernel holds the SYN for the first
- * write); otherwise a handshake asking for one is under way, or done. */
-static void note_started(int fd, struct tfo__fd *st, int returned0) {
-  struct tfo__tcpinfo ti;
-
-  if (returned0 && tfo__tcpinfo_get(fd, &ti) == 0 &&
-      ti.state == TCP_SYN_SENT) {
-    st->cookie_sent = 1;
+/* Records what the TFO connect started on fd. A cookie was cached when it
+ * returned 0 (the kernel holds the SYN for the first write). The SYN is
+ * held only for a destination seen accepting (known); elsewhere it leaves
+ * now, with the cookie and no data, so that the connect's answer is the
+ * kernel's own (a refused port says so). Either way the keeper judges
+ * the handshake when it ends. */
+static void note_started(int fd, struct tfo__fd *st, int deferred,
+                         int known) {
+  st->sock = tfo__sock_cookie(fd);
+  st->cookie_sent = deferred;
+  atomic_store(&st->ep1, 0); /* registered after connect, if at all */
+  st->deferred_at = 0;
+  if (deferred && known) {
     st->deferred_at = tfo__shim_now_ms();
+    st->tid = gettid();
     atomic_fetch_add(&tfo__deferred_count, 1);
     atomic_store(&st->kind, FD_DEFERRED);
+    tfo__keeper_hold(fd, st);
+    return;
+  }
+  atomic_store(&st->kind, deferred ? FD_DEFERRED : FD_SENT);
+  if (deferred) {
+    atomic_fetch_add(&tfo__deferred_count, 1);
+    tfo__fd_release(fd, st); /* claims, sends, and hands to the keeper */
   } else {
-    st->cookie_sent = 0;
-    atomic_store(&st->kind, FD_SENT); /* judged at close */
+    tfo__keeper_watch(fd, st);
   }
 }
 
@@ -90,39 +102,58 @@ static int wait_connected(int fd) {
   return err == 0 ? 0 : -1;
 }
 
-/* A blocking connect that asks for a cookie would wait for the kernel's
- * 1 s SYN timeout (and more) on a path that drops TFO SYNs: it is made
- * non-blocking and gets the race of tfo_connect_send, the winner on the
- * program's descriptor. fl: the program's file flags (blocking). */
+/* A blocking connect that asks for a cookie, or whose SYN leaves now with
+ * one, would wait for the kernel's 1 s SYN timeout (and more) on a path
+ * that drops TFO SYNs: it is made non-blocking and gets the race of
+ * tfo_connect_send, the winner on the program's descriptor. fl: the
+ * program's file flags (blocking). known: the destination was seen
+ * accepting, so a held SYN may wait for the first write. */
 static int connect_blocking(int fd, struct tfo__fd *st,
-                            const struct sockaddr *sa, socklen_t len, int fl) {
+                            const struct sockaddr *sa, socklen_t len, int fl,
+                            int known) {
   const struct tfo__libc *libc = tfo__libc();
   struct tfo_watch w;
   struct tfo_result res;
+  struct tfo__conn_storage mem; /* no malloc: a signal handler may write */
   tfo_conn *c;
-  int rc, err;
+  int rc, err, cookie = 0;
 
   rc = libc->connect(fd, sa, len);
   err = errno;
-  if (rc == 0) { /* a cookie: the SYN waits for the first write */
+  if (rc == 0 && known) { /* a cookie: the SYN waits for the first write */
     libc->fcntl(fd, F_SETFL, fl);
-    note_started(fd, st, 1);
+    note_started(fd, st, 1, 1);
     return 0;
   }
+  if (rc == 0) {
+    /* A cookie, but a destination never seen accepting: the SYN leaves
+     * now (cookie, no data) and the connect waits for its answer. */
+    if (libc->send(fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+        errno != EINPROGRESS) {
+      err = errno;
+      libc->fcntl(fd, F_SETFL, fl);
+      errno = err;
+      return -1;
+    }
+    cookie = 1;
+    err = EINPROGRESS;
+  }
   if (err != EINPROGRESS ||
-      (c = tfo__conn_adopt(fd, 0, 0, sa, len, NULL, 0, &w)) == NULL) {
+      (c = tfo__conn_adopt(fd, cookie, 0, sa, len, NULL, 0, &w, &mem)) == NULL) {
     libc->fcntl(fd, F_SETFL, fl);
     if (err != EINPROGRESS) {
       errno = err;
       return -1;
     }
     /* No memory for the machine: wait as the kernel would have. */
-    note_started(fd, st, 0);
+    note_started(fd, st, 0, 0);
+    st->cookie_sent = cookie;
     return wait_connected(fd);
   }
   rc = tfo__shim_drive(fd, c, &w, fl, &res);
   if (rc == -2) { /* SO_SNDTIMEO: what the kernel's connect says then */
-    note_started(fd, st, 0);
+    note_started(fd, st, 0, 0);
+    st->cookie_sent = cookie;
     errno = EINPROGRESS;
     return -1;
   }
@@ -130,8 +161,8 @@ static int connect_blocking(int fd, struct tfo__fd *st,
     return -1;
   if (rc == 0)
     tfo__shim_count(res.outcome);
-  /* Judged by the machine, and the cache fed: nothing left for close. */
-  tfo__fd_forget_conn(fd);
+  /* Judged by the machine, and the cache fed: nothing left for the keeper. */
+  tfo__fd_clear(fd);
   return 0;
 }
 
@@ -141,14 +172,15 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   struct tfo__verdict v;
   struct tfo__fd *st;
   int saved = errno;
-  int one = 1, rc, err, fl;
+  int one = 1, rc, err, fl, known;
 
   if (!wanted(fd, sa, len)) {
     errno = saved;
     return libc->connect(fd, sa, len);
   }
   atomic_fetch_add(&tfo__stats.attempts, 1);
-  if (tfo__cache_lookup(sa, len, &v) == 0 && v.skip) {
+  known = tfo__cache_lookup(sa, len, &v) == 0;
+  if (known && v.skip) {
     atomic_fetch_add(&tfo__stats.skipped, 1);
     tfo__log(TFO__LOG_INFO, "fd %d: destination breaks TFO: plain connect",
              fd);
@@ -164,7 +196,7 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
     errno = saved;
     return libc->connect(fd, sa, len);
   }
-  tfo__fd_forget_conn(fd); /* an entry from an fd we never saw closed */
+  tfo__fd_clear(fd); /* an entry from an fd we never saw closed */
   memset(&st->addr, 0, sizeof(st->addr));
   memcpy(&st->addr, sa, len < sizeof(st->addr) ? len : sizeof(st->addr));
   st->addrlen = len < sizeof(st->addr) ? len : sizeof(st->addr);
@@ -173,7 +205,7 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   fl = libc->fcntl(fd, F_GETFL);
   if (fl >= 0 && !(fl & O_NONBLOCK) &&
       libc->fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0) {
-    rc = connect_blocking(fd, st, sa, len, fl);
+    rc = connect_blocking(fd, st, sa, len, fl, known);
     if (rc == 0)
       errno = saved;
     return rc;
@@ -181,8 +213,14 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   errno = saved;
   rc = libc->connect(fd, sa, len);
   err = errno;
-  if (rc == 0 || err == EINPROGRESS)
-    note_started(fd, st, rc == 0);
+  if (rc == 0 || err == EINPROGRESS) {
+    note_started(fd, st, rc == 0, known);
+    /* What the kernel says of a non-blocking connect without the shim:
+     * the SYN is (as good as) on its way. The socket is writable at once
+     * and SO_ERROR is 0, so the program writes its request into the SYN. */
+    rc = -1;
+    err = EINPROGRESS;
+  }
   errno = err;
   return rc;
 }
@@ -199,8 +237,9 @@ TFO_SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa,
   /* While the SYN waits for data the kernel has no peer yet; the program
    * connected, so it gets the address it connected to. */
   st = tfo__fd_peek(fd);
-  if (st == NULL || atomic_load(&st->kind) == FD_NONE || sa == NULL ||
-      len == NULL)
+  if (st == NULL || atomic_load(&st->kind) == FD_NONE ||
+      st->deferred_at == 0 || sa == NULL || len == NULL ||
+      !tfo__fd_same(fd, st))
     return rc;
   memcpy(sa, &st->addr, *len < st->addrlen ? *len : st->addrlen);
   *len = st->addrlen;

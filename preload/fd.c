@@ -10,16 +10,46 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "shim.h"
 
-/* Judges and forgets fd, which is about to be closed (or replaced). */
+/* fd is about to be closed (or replaced). A socket whose SYN the shim
+ * holds or delayed goes to the keeper, so that the server sees what it
+ * would have seen without the shim: the connection, then its close (the
+ * SYN is not released here: another copy of the socket, a dup or a forked
+ * child's, may still write its first bytes into it). Any other connection
+ * is judged if its handshake ended; one the program gives up on in the
+ * handshake says nothing about TFO. */
 static void closing(int fd) {
   struct tfo__fd *st = tfo__fd_peek(fd);
+  int saved, kind;
 
-  if (st == NULL || atomic_load(&st->kind) == FD_NONE)
+  if (st == NULL || (kind = atomic_load(&st->kind)) == FD_NONE)
     return;
-  tfo__fd_judge(fd, st);
+  saved = errno;
+  if (!tfo__fd_same(fd, st)) {
+    tfo__fd_clear(fd);
+    errno = saved;
+    return;
+  }
+  if (kind == FD_DEFERRED) {
+    (void)tfo__keeper_adopt(fd, st, 1);
+  } else {
+    switch (tfo__fd_judge(fd, st)) {
+      case TFO__PENDING:
+        if (st->deferred_at != 0)
+          (void)tfo__keeper_adopt(fd, st, 0);
+        break;
+      case TFO__MENDING: /* given up after the reset: not seen accepting */
+        (void)tfo__cache_forget((const struct sockaddr *)&st->addr,
+                                st->addrlen);
+        break;
+      case TFO__SETTLED:
+        break;
+    }
+  }
   tfo__fd_clear(fd);
+  errno = saved;
 }
 
 TFO_SHIM_EXPORT int close(int fd) {

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,44 +53,53 @@ static void set_kind(struct tfo__fd *st, int kind) {
     atomic_fetch_add(&tfo__deferred_count, 1);
 }
 
-void tfo__fd_forget_conn(int fd) {
-  struct tfo__fd *st = tfo__fd_peek(fd);
-
-  if (st == NULL)
-    return;
-  tfo__fd_drop_first(st);
-  if (atomic_load(&st->kind) != FD_NONE)
-    set_kind(st, FD_NONE);
-}
-
 void tfo__fd_clear(int fd) {
   struct tfo__fd *st = tfo__fd_peek(fd);
 
   if (st == NULL)
     return;
-  atomic_store(&st->epolled, 0);
-  tfo__fd_forget_conn(fd);
+  tfo__fd_drop_first(st);
+  tfo__keeper_forget(st);
+  if (atomic_load(&st->kind) != FD_NONE) {
+    atomic_fetch_add(&st->gen, 1);
+    set_kind(st, FD_NONE);
+  }
+}
+
+uint64_t tfo__sock_cookie(int fd) {
+  uint64_t c = 0;
+  socklen_t len = sizeof(c);
+  int saved = errno;
+
+  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len) != 0)
+    c = 0;
+  errno = saved;
+  return c;
+}
+
+int tfo__fd_same(int fd, const struct tfo__fd *st) {
+  uint64_t c = tfo__sock_cookie(fd);
+
+  return c != 0 && c == st->sock;
 }
 
 void tfo__fd_copy(int from, int to) {
   struct tfo__fd *src = tfo__fd_peek(from), *dst;
   int kind = src != NULL ? atomic_load(&src->kind) : FD_NONE;
 
-  if (kind == FD_NONE) {
-    tfo__fd_clear(to);
+  tfo__fd_clear(to);
+  /* Only a held SYN matters to a copy: a write or read through it must
+   * release it. Judging stays with the original (one verdict a socket). */
+  if (kind != FD_DEFERRED || (dst = tfo__fd_get(to)) == NULL)
     return;
-  }
-  dst = tfo__fd_get(to);
-  if (dst == NULL)
-    return;
+  dst->sock = src->sock;
   dst->cookie_sent = src->cookie_sent;
-  dst->syn_bytes = src->syn_bytes;
+  dst->syn_bytes = 0;
   dst->addrlen = src->addrlen;
   memcpy(&dst->addr, &src->addr, sizeof(dst->addr));
   dst->deferred_at = src->deferred_at;
-  /* The kept first bytes stay with the original fd only (one owner). */
-  /* A copy that is mid-release is already sent for all it matters. */
-  set_kind(dst, kind == FD_RELEASING ? FD_SENT : kind);
+  dst->tid = src->tid;
+  set_kind(dst, FD_DEFERRED);
 }
 
 int tfo__fd_claim(struct tfo__fd *st) {
@@ -105,6 +116,14 @@ void tfo__fd_release(int fd, struct tfo__fd *st) {
 
   if (!tfo__fd_claim(st))
     return;
+  /* Off the program's own call on fd (the keeper's timer, a close, a
+   * dup's twin), the number may have been closed behind our back and
+   * reused: then the entry is stale, and nothing is sent. */
+  if (!tfo__fd_same(fd, st)) {
+    tfo__fd_clear(fd);
+    errno = saved;
+    return;
+  }
   /* A zero-length send releases the SYN with the cookie and no data; the
    * server accepts at once and anything it says first comes back. */
   if (tfo__libc()->send(fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
@@ -113,14 +132,18 @@ void tfo__fd_release(int fd, struct tfo__fd *st) {
   else
     tfo__log(TFO__LOG_DEBUG, "fd %d: SYN released before any write", fd);
   st->syn_bytes = 0;
-  atomic_store(&st->kind, FD_SENT);
+  tfo__keeper_unhold(st, 0);
+  /* Unless a close cleared the entry meanwhile. */
+  if (atomic_compare_exchange_strong(&st->kind, &(int){FD_RELEASING},
+                                     FD_SENT))
+    tfo__keeper_watch(fd, st);
   errno = saved;
 }
 
 /* Visits every deferred fd; the scan runs only while some fd is deferred,
  * which lasts from a connect to its first write. */
-static int each_deferred(int (*fn)(int fd, struct tfo__fd *st, void *arg),
-                         void *arg) {
+int tfo__fd_each_deferred(int (*fn)(int fd, struct tfo__fd *st, void *arg),
+                          void *arg) {
   size_t i, j;
   struct tfo__fd *c;
   int left = -1, r;
@@ -149,21 +172,46 @@ static int release_one(int fd, struct tfo__fd *st, void *arg) {
 }
 
 void tfo__fd_release_all(void) {
-  each_deferred(release_one, NULL);
+  tfo__fd_each_deferred(release_one, NULL);
+}
+
+/* 1 when thread tid of this process is running or runnable (state R), or
+ * in an uninterruptible wait (D: a page brought in from disk): busy, or
+ * held up by a loaded machine, not blocked waiting for something. */
+static int running(pid_t tid) {
+  char path[64], buf[256], *p;
+  ssize_t n;
+  int fd;
+
+  snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  n = tfo__libc()->read(fd, buf, sizeof(buf) - 1);
+  tfo__libc()->close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  p = strrchr(buf, ')'); /* the name may hold anything */
+  return p != NULL && p[1] == ' ' && (p[2] == 'R' || p[2] == 'D');
 }
 
 static int expire_one(int fd, struct tfo__fd *st, void *arg) {
-  int64_t now = *(const int64_t *)arg;
+  int64_t now = *(const int64_t *)arg, held = now - st->deferred_at;
 
-  if (now - st->deferred_at >= TFO__SHIM_GRACE_MS) {
-    tfo__fd_release(fd, st);
-    return -1;
-  }
-  return (int)(st->deferred_at + TFO__SHIM_GRACE_MS - now);
+  if (held < TFO__SHIM_GRACE_MS)
+    return (int)(TFO__SHIM_GRACE_MS - held);
+  /* The grace is for a program on its way to its first write: one still
+   * running (or waiting for a CPU) keeps its SYN a while longer. One that
+   * blocks, on anything, is waiting for something the SYN must bring. */
+  if (held < TFO__SHIM_GRACE_MAX_MS && st->tid > 0 && running(st->tid))
+    return TFO__SHIM_GRACE_MS / 5;
+  tfo__fd_release(fd, st);
+  return -1;
 }
 
 int tfo__fd_expire(int64_t now) {
-  return each_deferred(expire_one, &now);
+  return tfo__fd_each_deferred(expire_one, &now);
 }
 
 int64_t tfo__shim_now_ms(void) {
@@ -173,30 +221,72 @@ int64_t tfo__shim_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void tfo__fd_judge(int fd, struct tfo__fd *st) {
+enum tfo__settle tfo__settle(int fd, const struct sockaddr_in6 *addr,
+                             socklen_t addrlen, int cookie_sent,
+                             size_t syn_bytes, int kept) {
+  const struct sockaddr *sa = (const struct sockaddr *)addr;
   struct tfo__tcpinfo ti;
   enum tfo_outcome out;
   int saved = errno;
 
-  if (atomic_load(&st->kind) != FD_SENT || tfo__tcpinfo_get(fd, &ti) != 0)
-    goto out;
-  /* Closed before the handshake ended: a program's own timeout says
-   * nothing about TFO. */
-  if (ti.state == TCP_SYN_SENT)
-    goto out;
-  if (ti.state == TCP_CLOSE && ti.rtt_us == 0) {
-    /* Never answered by a SYN-ACK, yet closed: reset. Only a SYN that
-     * carried data tells us the path resets TFO (a reset cookie request
-     * is just a closed port). */
-    if (st->cookie_sent && st->syn_bytes > 0)
-      tfo__cache_record((const struct sockaddr *)&st->addr, st->addrlen,
-                        TFO__EV_RESET, 0);
-    goto out;
+  if (tfo__tcpinfo_get(fd, &ti) != 0) {
+    errno = saved;
+    return TFO__SETTLED;
   }
-  out = tfo__judge(fd, &ti, (const struct sockaddr *)&st->addr, st->addrlen,
-                   st->cookie_sent, st->syn_bytes, 1, NULL);
+  if (ti.state == TCP_SYN_SENT) {
+    errno = saved;
+    return TFO__PENDING;
+  }
+  if (ti.state == TCP_CLOSE && ti.rtt_us == 0) {
+    /* Reset before any SYN-ACK. With data in the SYN it may be a path that
+     * resets TFO: recover.c tells, by connecting plainly, when it kept the
+     * data. Otherwise the port refused: no longer seen accepting, so the
+     * next connect there is not held back and hears the refusal itself.
+     * Only a refusal: a SYN that found no route, or timed out, got nothing
+     * back and says nothing about the port. */
+    if (cookie_sent && syn_bytes > 0 && kept) {
+      errno = saved;
+      return TFO__MENDING;
+    }
+    if (ti.segs_in > 0)
+      (void)tfo__cache_forget(sa, addrlen);
+    errno = saved;
+    return TFO__SETTLED;
+  }
+  out = tfo__judge(fd, &ti, sa, addrlen, cookie_sent, syn_bytes, 1, NULL);
   tfo__shim_count(out);
   tfo__log(TFO__LOG_DEBUG, "fd %d: %s", fd, tfo_outcome_str(out));
-out:
   errno = saved;
+  return TFO__SETTLED;
+}
+
+enum tfo__settle tfo__fd_judge(int fd, struct tfo__fd *st) {
+  struct tfo__tcpinfo ti;
+  enum tfo__settle r;
+  int expect = FD_SENT, saved = errno;
+
+  /* A data SYN reset unanswered, its bytes kept, is recover.c's, which the
+   * program's own read or write may be running right now: left alone. */
+  if (atomic_load(&st->first) != NULL && tfo__tcpinfo_get(fd, &ti) == 0 &&
+      ti.state == TCP_CLOSE && ti.rtt_us == 0) {
+    errno = saved;
+    return TFO__MENDING;
+  }
+  errno = saved;
+  /* One judge a connection: the keeper and a close may meet here. */
+  if (!atomic_compare_exchange_strong(&st->kind, &expect, FD_RELEASING))
+    return TFO__SETTLED;
+  if (!tfo__fd_same(fd, st)) {
+    tfo__fd_clear(fd);
+    return TFO__SETTLED;
+  }
+  r = tfo__settle(fd, &st->addr, st->addrlen, st->cookie_sent, st->syn_bytes,
+                  atomic_load(&st->first) != NULL);
+  if (r == TFO__SETTLED) {
+    tfo__fd_clear(fd);
+  } else {
+    expect = FD_RELEASING;
+    atomic_compare_exchange_strong(&st->kind, &expect, FD_SENT);
+  }
+  return r;
 }

@@ -2,41 +2,20 @@
  *
  * With a cookie cached, the kernel holds the SYN until the first write; a
  * program that waits for the server to speak first (SMTP, FTP, SSH) would
- * wait forever. So the first read releases the SYN. Only while some socket
- * holds its SYN does a read cost more than a load.
+ * wait for the keeper's grace to end. So the first read releases the SYN
+ * at once. Only while some socket holds its SYN, or keeps its first bytes,
+ * does a read cost more than two loads.
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
 
-static int poll_one(void *arg, int ms) {
-  struct pollfd p = {*(int *)arg, POLLIN, 0};
-
-  return tfo__libc()->poll(&p, 1, ms);
-}
-
-/* A read that would block on another fd while some socket holds its SYN
- * (a blocking FTP client reads the control connection while the server
- * waits for the data connection) waits like poll does: the held SYN is
- * released when its grace ends. */
-static void wait_elsewhere(int fd, int flags) {
-  struct pollfd p = {fd, POLLIN, 0};
-  int fl, saved = errno;
-
-  if (!(flags & MSG_DONTWAIT) && (fl = tfo__libc()->fcntl(fd, F_GETFL)) >= 0 &&
-      !(fl & O_NONBLOCK) && tfo__libc()->poll(&p, 1, 0) == 0)
-    tfo__wait_releasing(poll_one, &fd, -1);
-  errno = saved;
-}
-
-static void before_read_flags(int fd, int flags) {
+static void before_read(int fd) {
   struct tfo__fd *st;
 
   if (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
@@ -44,12 +23,6 @@ static void before_read_flags(int fd, int flags) {
   st = tfo__fd_peek(fd);
   if (st != NULL && atomic_load(&st->kind) == FD_DEFERRED)
     tfo__fd_release(fd, st);
-  else
-    wait_elsewhere(fd, flags);
-}
-
-static void before_read(int fd) {
-  before_read_flags(fd, 0);
 }
 
 /* Runs a read (op): data means the server answered, so the first bytes
@@ -84,20 +57,20 @@ readv_slow(int fd, const struct iovec *iov, int cnt) {
 
 static ssize_t __attribute__((noinline))
 recv_slow(int fd, void *buf, size_t n, int flags) {
-  before_read_flags(fd, flags);
+  before_read(fd);
   READ(fd, tfo__libc()->recv(fd, buf, n, flags));
 }
 
 static ssize_t __attribute__((noinline))
 recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
               socklen_t *len) {
-  before_read_flags(fd, flags);
+  before_read(fd);
   READ(fd, tfo__libc()->recvfrom(fd, buf, n, flags, sa, len));
 }
 
 static ssize_t __attribute__((noinline))
 recvmsg_slow(int fd, struct msghdr *msg, int flags) {
-  before_read_flags(fd, flags);
+  before_read(fd);
   READ(fd, tfo__libc()->recvmsg(fd, msg, flags));
 }
 
@@ -143,13 +116,13 @@ TFO_SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen) {
 
 TFO_SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
                                    int flags) {
-  before_read_flags(fd, flags);
+  before_read(fd);
   READ(fd, tfo__libc()->recv_chk(fd, buf, n, buflen, flags));
 }
 
 TFO_SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n,
                                        size_t buflen, int flags,
                                        struct sockaddr *sa, socklen_t *len) {
-  before_read_flags(fd, flags);
+  before_read(fd);
   READ(fd, tfo__libc()->recvfrom_chk(fd, buf, n, buflen, flags, sa, len));
 }

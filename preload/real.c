@@ -68,11 +68,13 @@ static void resolve(void) {
   RESOLVE(getpeername, "getpeername", missing);
   RESOLVE(poll, "poll", missing);
   RESOLVE(ppoll, "ppoll", missing);
-  RESOLVE(select, "select", missing);
-  RESOLVE(pselect, "pselect", missing);
+  RESOLVE(poll_chk, "__poll_chk", missing);
   RESOLVE(epoll_ctl, "epoll_ctl", missing);
   RESOLVE(epoll_wait, "epoll_wait", missing);
   RESOLVE(epoll_pwait, "epoll_pwait", missing);
+  RESOLVE(epoll_pwait2, "epoll_pwait2", missing);
+  RESOLVE(select, "select", missing);
+  RESOLVE(pselect, "pselect", missing);
   RESOLVE(execve, "execve", missing);
   RESOLVE(execveat, "execveat", sys_execveat);
   RESOLVE(fexecve, "fexecve", missing);
@@ -82,7 +84,6 @@ static void resolve(void) {
   RESOLVE(read_chk, "__read_chk", missing);
   RESOLVE(recv_chk, "__recv_chk", missing);
   RESOLVE(recvfrom_chk, "__recvfrom_chk", missing);
-  RESOLVE(poll_chk, "__poll_chk", missing);
 
   /* Library code running inside the shim must reach libc, not us. */
   tfo__sys.connect = tfo__libc_table.connect;

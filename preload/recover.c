@@ -2,7 +2,7 @@
  *
  * The kernel alone fails such a connection; a program without the shim
  * would have made a plain one that works. So the shim connects again,
- * plainly, in place of the same fd, and the program never notices: a
+ * plainly, on the same socket, and the program never notices: a
  * blocking program at its first write, a non-blocking one when it next
  * reads or writes (the first bytes it wrote are kept for that until the
  * server answers). The destination then goes to the negative cache, and
@@ -25,63 +25,88 @@
 #include "shim.h"
 #include "tcpinfo.h"
 
-/* Bounds the plain connect and the resend: the program is inside one of
- * its calls meanwhile. A server that does not answer within this is as
+/* Bounds the plain handshake and the resend: the program is inside one
+ * of its calls meanwhile. A server that does not answer within this is as
  * gone as the refused one was. */
-#define REPLACE_TIMEOUT_MS 3000
+#define RECONNECT_TIMEOUT_MS 3000
 
-static int wait_for(int s, short events) {
-  struct pollfd p = {s, events, 0};
-  int rc = tfo__libc()->poll(&p, 1, REPLACE_TIMEOUT_MS);
+static int wait_for(int fd, short events) {
+  struct pollfd p = {fd, events, 0};
+  int rc;
 
+  while ((rc = tfo__libc()->poll(&p, 1, RECONNECT_TIMEOUT_MS)) < 0 &&
+         errno == EINTR)
+    ;
   if (rc == 0)
     errno = ETIMEDOUT;
   return rc > 0 ? 0 : -1;
 }
 
-int tfo__fd_replace_plain(int fd, struct tfo__fd *st, const void *resend,
-                          size_t len) {
+/* Connects fd, whose handshake failed, again and plainly. The failed
+ * socket's first connect call reports the failure and resets it (tcp
+ * disconnect); the next starts a new handshake. */
+static int connect_again(int fd, const struct sockaddr *sa, socklen_t len) {
   const struct tfo__libc *libc = tfo__libc();
-  int s, err = 0;
+  int zero = 0, err = 0, i;
   socklen_t elen = sizeof(err);
+
+  if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &zero,
+                 sizeof(zero)) != 0)
+    return -1;
+  /* A pending error is the reset we already know of: consumed first, so
+   * that the next call's answer is about the new attempt. */
+  (void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+  for (i = 0; i < 2; i++) {
+    if (libc->connect(fd, sa, len) == 0 || errno == EISCONN)
+      return 0;
+    if (errno == ECONNABORTED && i == 0)
+      continue; /* the reset reported: now connect anew */
+    if (errno != EINPROGRESS && errno != EALREADY)
+      return -1;
+    if (wait_for(fd, POLLOUT) != 0)
+      return -1;
+    err = 0;
+    elen = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+      return -1;
+    errno = err;
+    return err == 0 ? 0 : -1;
+  }
+  errno = ECONNABORTED;
+  return -1;
+}
+
+int tfo__fd_reconnect(int fd, struct tfo__fd *st, const void *resend,
+                      size_t len) {
+  const struct sockaddr *sa = (const struct sockaddr *)&st->addr;
   size_t off = 0;
   ssize_t n;
+  int err;
 
-  s = socket(st->addr.sin6_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-             IPPROTO_TCP);
-  if (s < 0)
+  if (connect_again(fd, sa, st->addrlen) != 0) {
+    err = errno;
+    /* Refused plainly too: the port is closed, not seen accepting. */
+    if (err == ECONNREFUSED)
+      (void)tfo__cache_forget(sa, st->addrlen);
+    errno = err;
     return -1;
-  (void)tfo__sockopt_copy(fd, s, st->addr.sin6_family);
-  if (libc->connect(s, (const struct sockaddr *)&st->addr, st->addrlen) != 0) {
-    if (errno != EINPROGRESS || wait_for(s, POLLOUT) != 0)
-      goto fail;
-    if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0) {
-      errno = err != 0 ? err : errno;
-      goto fail;
-    }
   }
   while (off < len) {
-    n = libc->send(s, (const char *)resend + off, len - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EAGAIN && wait_for(s, POLLOUT) == 0)
+    n = tfo__libc()->send(fd, (const char *)resend + off, len - off,
+                          MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR) &&
+        wait_for(fd, POLLOUT) == 0)
       continue;
     if (n < 0)
-      goto fail;
+      return -1;
     off += (size_t)n;
   }
-  if (tfo__fd_take_place(fd, s) != 0)
-    return -1;
-  tfo__cache_record((const struct sockaddr *)&st->addr, st->addrlen,
-                    TFO__EV_RESET, 0);
+  tfo__cache_record(sa, st->addrlen, TFO__EV_RESET, 0);
   tfo__shim_count(TFO_OUTCOME_FALLBACK);
   tfo__log(TFO__LOG_INFO,
            "fd %d: SYN with data was reset; connected again plainly", fd);
-  tfo__fd_forget_conn(fd);
+  tfo__fd_clear(fd);
   return 0;
-fail:
-  err = errno;
-  libc->close(s);
-  errno = err;
-  return -1;
 }
 
 _Atomic int tfo__kept_count;
@@ -127,19 +152,28 @@ int tfo__fd_recover(int fd, int err) {
   if (err != ECONNREFUSED && err != ECONNRESET && err != EPIPE)
     return 0;
   if (st == NULL || atomic_load(&st->kind) != FD_SENT ||
-      atomic_load(&st->first) == NULL || atomic_load(&st->epolled))
+      atomic_load(&st->first) == NULL || !tfo__fd_same(fd, st))
     return 0;
   /* Only a connection the server never answered: reset in SYN_SENT, no
    * RTT sample. A reset after data flowed is the program's business. */
   if (tfo__tcpinfo_get(fd, &ti) != 0 || ti.state != TCP_CLOSE ||
       ti.rtt_us != 0)
     return 0;
-  first = swap_first(st, NULL);
-  if (first == NULL) /* another thread is at it */
+  /* Ours while mending, as a judge claims it: the keeper, woken by the
+   * reset or by the new handshake's end, must not judge the plain
+   * connection as the TFO one (it counted a mended connection twice). */
+  if (!atomic_compare_exchange_strong(&st->kind, &(int){FD_SENT},
+                                      FD_RELEASING))
     return 0;
-  if (tfo__fd_replace_plain(fd, st, first, st->first_len) != 0) {
+  first = swap_first(st, NULL);
+  if (first == NULL) { /* another thread is at it */
+    atomic_compare_exchange_strong(&st->kind, &(int){FD_RELEASING}, FD_SENT);
+    return 0;
+  }
+  if (tfo__fd_reconnect(fd, st, first, st->first_len) != 0) {
     /* Refused plainly too: the port is closed; the program hears so. */
     free(first);
+    tfo__fd_clear(fd);
     errno = saved;
     return 0;
   }

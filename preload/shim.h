@@ -5,20 +5,30 @@
  *   the real connect, unless the negative cache says the destination breaks
  *   TFO. With a cookie the kernel then defers the SYN to the first write,
  *   which carries the data; without one it asks for a cookie.
- * - The shim repairs what deferral breaks: a read before any write, or any
- *   wait (poll, select, epoll, a blocking read elsewhere) that outlasts a
- *   10 ms grace, releases the SYN with a zero-length send, so
- *   server-speaks-first protocols and programs that wait on another
- *   connection never hang; getpeername() answers with the destination while
- *   the SYN is held back.
+ * - The SYN is held back only for a destination (address and port) the
+ *   cache has seen accepting: a closed port of a host that gave a cookie on
+ *   another port is told so at connect, as without the shim. Elsewhere the
+ *   SYN leaves at once, with the cookie, and the connect is the kernel's.
+ *   A non-blocking connect says EINPROGRESS either way.
+ * - A held SYN leaves with the program's first write, at its first read
+ *   (or a poll for input alone), or when a 25 ms grace ends, whatever the
+ *   program is doing then: the
+ *   keeper (keeper.c), a thread of the shim's own, sends it. The keeper
+ *   also judges every connection at the end of its handshake, so the cache
+ *   learns even of sockets the program closes with a raw system call, and
+ *   finishes a connection the program closed while its SYN was held, so
+ *   the server sees it and its orderly close.
  * - A blocking program's first write runs libtfo's own connect machine
  *   (lib/connect.c, tfo__conn_adopt) on the program's socket: the race of a
  *   plain connection on a path that swallows TFO SYNs, the plain retry on
  *   one that resets them, the judgement and the negative cache, exactly as
- *   tfo_connect_send does. A non-blocking program's socket is judged when
- *   it is closed; a reset of its data SYN is mended at its next read or
- *   write (recover.c). Either way the next connection, in this process or
- *   another, skips a broken path.
+ *   tfo_connect_send does. A reset of a non-blocking program's data SYN is
+ *   mended at its next read or write (recover.c), on the same socket.
+ *   Either way the next connection, in this process or another, skips a
+ *   broken path.
+ * - State is never applied to a descriptor that is no longer the socket it
+ *   was recorded for: each entry keeps the socket's SO_COOKIE, checked
+ *   before the shim acts on the fd outside the program's own call on it.
  * - listen() gives TCP listeners a TFO queue.
  * Anything that is not an IPv4/IPv6 TCP stream socket passes straight
  * through, and errno is preserved on every path.
@@ -77,12 +87,15 @@ struct tfo__libc {
   int (*poll)(struct pollfd *, nfds_t, int);
   int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *,
                const sigset_t *);
-  int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
-  int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
-                 const sigset_t *);
+  int (*poll_chk)(struct pollfd *, nfds_t, int, size_t);
   int (*epoll_ctl)(int, int, int, struct epoll_event *);
   int (*epoll_wait)(int, struct epoll_event *, int, int);
   int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+  int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *,
+                      const sigset_t *);
+  int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+  int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+                 const sigset_t *);
   int (*execve)(const char *, char *const[], char *const[]);
   int (*execveat)(int, const char *, char *const[], char *const[], int);
   int (*fexecve)(int, char *const[], char *const[]);
@@ -95,7 +108,6 @@ struct tfo__libc {
   ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
   ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *,
                           socklen_t *);
-  int (*poll_chk)(struct pollfd *, nfds_t, int, size_t);
 };
 
 /* Resolves lazily behind a once-guard: resolving in a constructor would run
@@ -149,13 +161,17 @@ const struct tfo__shim_config *tfo__shim_config(void);
 enum tfo__fd_kind {
   FD_NONE = 0,   /* not ours: every call passes straight through */
   FD_DEFERRED,   /* TFO connect with a cookie: no SYN sent yet */
-  FD_RELEASING,  /* one thread is sending the first bytes right now */
-  FD_SENT,       /* the SYN left; judged at close */
+  FD_RELEASING,  /* one thread is sending the first bytes, or judging */
+  FD_SENT,       /* the SYN left; the keeper judges it when it is answered */
 };
 
 struct tfo__fd {
   _Atomic int kind;      /* enum tfo__fd_kind */
-  int64_t deferred_at;   /* when connect deferred the SYN (tfo__shim_now_ms) */
+  _Atomic uint32_t gen;  /* bumped whenever the entry is reset: the keeper's
+                          * events for an older connection are ignored */
+  uint64_t sock;         /* the socket's SO_COOKIE: who this entry is for */
+  int64_t deferred_at;   /* when connect deferred the SYN (0: it did not) */
+  pid_t tid;             /* the thread that connected */
   int cookie_sent;       /* the SYN carries (or will carry) a cookie */
   size_t syn_bytes;      /* data handed over with the SYN */
   socklen_t addrlen;
@@ -164,7 +180,13 @@ struct tfo__fd {
    * to resend them plainly if the SYN that carried them is reset. */
   char *_Atomic first;
   size_t first_len;
-  _Atomic int epolled; /* in an epoll set: cannot be replaced behind it */
+  _Atomic int watched; /* registered with the keeper (counted there) */
+  _Atomic int anchor;  /* the keeper's anchor of the held socket, + 1 */
+  /* While the SYN is held: the epoll set it was last registered in (+ 1),
+   * with what events, and how many waits on that set began since. */
+  _Atomic int ep1;
+  _Atomic uint32_t ep_events;
+  _Atomic int ep_waits;
 };
 
 /* The table: 2^20 fds cover any RLIMIT_NOFILE a system sets by default
@@ -189,11 +211,14 @@ static inline struct tfo__fd *tfo__fd_peek(int fd) {
 /* The entry for fd, allocating its chunk; NULL when fd is out of range or
  * memory is short (then the shim steps aside for that fd). */
 struct tfo__fd *tfo__fd_get(int fd);
-/* Forget fd (it was closed). */
+/* Forget fd's connection (it was closed, judged, or connects anew). */
 void tfo__fd_clear(int fd);
-/* Forget fd's connection but not its epoll membership (a new connect on an
- * fd already in an epoll set, or the fd replaced by recover.c). */
-void tfo__fd_forget_conn(int fd);
+
+/* The socket's SO_COOKIE, 0 when fd is not a socket (or the kernel is too
+ * old to say: then every check below passes). */
+uint64_t tfo__sock_cookie(int fd);
+/* 1 when fd still refers to the socket st was recorded for. */
+int tfo__fd_same(int fd, const struct tfo__fd *st);
 /* fd `to` now refers to the same socket as `from` (dup family). */
 void tfo__fd_copy(int from, int to);
 
@@ -205,26 +230,72 @@ extern _Atomic int tfo__deferred_count;
 int tfo__fd_claim(struct tfo__fd *st);
 
 /* Sends the SYN of a deferred socket now (zero-length send: cookie, no
- * data), for callers about to wait for input. Idempotent, thread-safe. */
+ * data) and hands it to the keeper to judge. Idempotent, thread-safe. */
 void tfo__fd_release(int fd, struct tfo__fd *st);
+/* Calls fn for every deferred fd; the least of its answers >= 0, or -1. */
+int tfo__fd_each_deferred(int (*fn)(int fd, struct tfo__fd *st, void *arg),
+                          void *arg);
 /* tfo__fd_release for every deferred fd (before exec). */
 void tfo__fd_release_all(void);
 
-/* How long a deferred socket may hold its SYN while the program waits for
- * something: event loops go round once or twice between connect and the
- * first write, and a banner one RTT later hardly notices the delay. */
-#define TFO__SHIM_GRACE_MS 10
+/* How long a deferred socket may hold its SYN for the program's first
+ * write: event loops go round once or twice between connect and the first
+ * write, and a banner one RTT later hardly notices the delay. */
+#define TFO__SHIM_GRACE_MS 25
+/* A thread still running when the grace ends (busy, or waiting for a CPU
+ * on a loaded machine) keeps its SYN held up to this long. */
+#define TFO__SHIM_GRACE_MAX_MS 500
 
 /* CLOCK_MONOTONIC in ms. */
 int64_t tfo__shim_now_ms(void);
 /* Releases every deferred fd whose grace is over; returns the ms until the
  * next one's ends, or -1 when none is left deferred. */
 int tfo__fd_expire(int64_t now);
-/* Runs wait(arg, ms) for timeout ms (-1: forever) so that grace periods
- * ending meanwhile release their SYNs on time; returns the wait's result.
- * The wait is split, never shortened. */
-int tfo__wait_releasing(int (*wait)(void *arg, int ms), void *arg,
-                        int timeout);
+
+/* --- the keeper (keeper.c) -------------------------------------------- */
+
+/* A held SYN now waits on fd (its grace ends TFO__SHIM_GRACE_MS from now):
+ * the keeper is started, or woken, to release it on time. */
+void tfo__keeper_defer(void);
+/* fd's SYN left: the keeper judges the connection when its handshake ends.
+ * If the keeper cannot run (no thread, no memory), the connection is
+ * judged at close, as before it existed. */
+void tfo__keeper_watch(int fd, struct tfo__fd *st);
+/* The keeper's registration of st (if any) will never be answered for this
+ * entry: the socket is closed, or the entry reset. */
+void tfo__keeper_forget(struct tfo__fd *st);
+/* fd's SYN is now held (st just became FD_DEFERRED). The keeper takes an
+ * anchor, its own duplicate of the socket, so that a close the shim never
+ * sees (a raw system call: libuv, node) cannot take the socket away before
+ * its SYN left and its handshake ended; and it releases the SYN on time. */
+void tfo__keeper_hold(int fd, struct tfo__fd *st);
+/* st's held SYN left through the program's descriptor. Its anchor stays
+ * until the handshake ends (a close meanwhile then reaches the server
+ * after the connection, as without the shim), or goes now with drop set
+ * (the connect machine owns the socket from here). */
+void tfo__keeper_unhold(struct tfo__fd *st, int drop);
+/* fd, whose SYN the shim held back (held: still holds), is being closed
+ * by the program before its handshake ended. The keeper keeps its anchor
+ * (taken now if there was none): it releases the SYN when its grace ends
+ * (unless another copy of the socket wrote first), judges the handshake
+ * and then closes it (bounded), so that the server sees the connection
+ * and then its close, as it would have without the shim. 0, or -1 when it
+ * cannot (the program's close then goes on alone). */
+int tfo__keeper_adopt(int fd, struct tfo__fd *st, int held);
+
+/* What a connection's handshake came to, for the keeper and for close. */
+enum tfo__settle {
+  TFO__PENDING, /* still in the handshake */
+  TFO__SETTLED, /* judged (or nothing to judge): the entry can go */
+  TFO__MENDING  /* its data SYN was reset unanswered: recover.c's turn */
+};
+/* Judges fd's connection from its tcp_info and feeds the cache. A reset
+ * unanswered SYN is left to recover.c when kept (its first bytes are
+ * kept), else it says the port refused: the destination is forgotten, so
+ * the next connect there is not held back. */
+enum tfo__settle tfo__settle(int fd, const struct sockaddr_in6 *addr,
+                             socklen_t addrlen, int cookie_sent,
+                             size_t syn_bytes, int kept);
 
 /* How many fds keep first bytes: reads skip the check when none does. */
 extern _Atomic int tfo__kept_count;
@@ -261,18 +332,23 @@ int tfo__shim_drive(int fd, tfo_conn *c, struct tfo_watch *w, int fl,
 void tfo__fd_keep_first(struct tfo__fd *st, const struct iovec *iov, int cnt,
                         size_t n);
 void tfo__fd_drop_first(struct tfo__fd *st);
-/* Connects plainly in place of fd (dup3 over it, same flags), sends
- * resend[0..len), and records the destination as resetting TFO. 0, or -1
- * with errno (the plain connect failed too: fd is left as it was). */
-int tfo__fd_replace_plain(int fd, struct tfo__fd *st, const void *resend,
-                          size_t len);
+/* fd's TFO SYN was reset unanswered: connects fd again, plainly, on the
+ * same socket (Linux lets a TCP socket whose connect failed connect
+ * again), so everything the program attached to it stays: its number,
+ * flags, options, bound address, every epoll registration in every set.
+ * Then sends resend[0..len) and records the destination as resetting TFO.
+ * 0, or -1 with errno (refused plainly too: the port is closed, and the
+ * destination is forgotten, no longer seen accepting). */
+int tfo__fd_reconnect(int fd, struct tfo__fd *st, const void *resend,
+                      size_t len);
 /* After a call on fd failed with err: 1 when fd's data SYN had been reset
- * unanswered and a plain connection now stands in its place (the caller
- * retries), else 0 (errno untouched). */
+ * unanswered and fd is now connected plainly (the caller retries), else 0
+ * (errno untouched). */
 int tfo__fd_recover(int fd, int err);
 
-/* Judges a tracked socket that is being closed and feeds the cache. */
-void tfo__fd_judge(int fd, struct tfo__fd *st);
+/* Judges fd's connection (tfo__settle) if no other thread is at it, and
+ * forgets the entry once settled. */
+enum tfo__settle tfo__fd_judge(int fd, struct tfo__fd *st);
 
 /* --- statistics (LIBTFO_STATS=1) -------------------------------------- */
 

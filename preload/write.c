@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "connect.h"
 #include "log.h"
 #include "shim.h"
@@ -27,6 +28,11 @@ static struct tfo__fd *claim(int fd) {
       atomic_load_explicit(&st->kind, memory_order_relaxed) != FD_DEFERRED ||
       !tfo__fd_claim(st))
     return NULL;
+  /* A number closed behind our back (a raw close) and reused: stale. */
+  if (!tfo__fd_same(fd, st)) {
+    tfo__fd_clear(fd);
+    return NULL;
+  }
   return st;
 }
 
@@ -52,6 +58,7 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
   struct msghdr msg;
   struct tfo_watch w;
   struct tfo_result res;
+  struct tfo__conn_storage mem; /* no malloc: a signal handler may write */
   tfo_conn *c;
   ssize_t n;
   size_t total = 0;
@@ -70,7 +77,7 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
   if (n < 0) {
     e = errno;
     if ((e == ECONNREFUSED || e == ECONNRESET) &&
-        tfo__fd_replace_plain(fd, st, NULL, 0) == 0)
+        tfo__fd_reconnect(fd, st, NULL, 0) == 0)
       return libc->sendmsg(fd, &msg, flags);
     /* The SYN already left without our data: another process sharing the
      * socket released it (a fork child's read, or its exec), which our
@@ -82,14 +89,23 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
     return -1;
   }
   c = tfo__conn_adopt(fd, 1, (size_t)n, (const struct sockaddr *)&st->addr,
-                      st->addrlen, iov, cnt, &w);
+                      st->addrlen, iov, cnt, &w, &mem);
   if (c == NULL) /* no memory: the kernel alone, as without the shim */
     return n;
   rc = tfo__shim_drive(fd, c, &w, -1, &res);
   if (rc == -2) /* SO_SNDTIMEO: a timed-out write returns what it queued */
     return n > 0 ? n : -1;
-  if (rc < 0)
+  if (rc < 0) {
+    /* Refused, TFO and plain alike: the port stopped accepting, so the
+     * next connect there is not held back and hears it at connect. */
+    if (errno == ECONNREFUSED) {
+      e = errno;
+      (void)tfo__cache_forget((const struct sockaddr *)&st->addr,
+                              st->addrlen);
+      errno = e;
+    }
     return -1;
+  }
   if (rc == 0)
     tfo__shim_count(res.outcome);
   return (ssize_t)total;
@@ -105,18 +121,21 @@ static void settle(int fd, struct tfo__fd *st, int kind) {
   if (!atomic_compare_exchange_strong(&st->kind, &expect, kind))
     return;
   if (kind == FD_NONE)
-    tfo__fd_forget_conn(fd);
+    tfo__fd_clear(fd);
+  else
+    tfo__keeper_watch(fd, st); /* judged when the server answers */
 }
 
 /* Runs the first write and settles the fd's state. A blocking one goes
  * through first_write_blocking (judged there, so forgotten here); a
- * non-blocking one learns of a reset later, so its first bytes are kept
- * for tfo__fd_recover. */
+ * non-blocking one is judged by the keeper, and learns of a reset later,
+ * so its first bytes are kept for tfo__fd_recover. */
 #define FIRST_WRITE(fd, st, flags, iov, cnt, op)                               \
   do {                                                                         \
     ssize_t r_;                                                                \
     int e_, saved = errno;                                                     \
     if (blocking(fd, flags)) {                                                 \
+      tfo__keeper_unhold(st, 1); /* the machine owns the socket */             \
       r_ = first_write_blocking(fd, st, iov, cnt, flags);                      \
       e_ = errno;                                                              \
       settle(fd, st, FD_NONE);                                                 \
@@ -125,6 +144,7 @@ static void settle(int fd, struct tfo__fd *st, int kind) {
     }                                                                          \
     r_ = (op);                                                                 \
     e_ = errno;                                                                \
+    tfo__keeper_unhold(st, 0);                                                 \
     st->syn_bytes = r_ > 0 ? (size_t)r_ : 0;                                   \
     if (r_ > 0)                                                                \
       tfo__fd_keep_first(st, iov, cnt, (size_t)r_);                            \
@@ -193,9 +213,37 @@ sendto_slow(int fd, const void *buf, size_t n, int flags,
   }
 }
 
+/* Sockets passed to another process (SCM_RIGHTS) must not hold their SYN:
+ * the receiver may have no shim (vsftpd's privileged parent connects
+ * active-mode data sockets and hands them to its child). */
+static void release_passed(const struct msghdr *msg) {
+  struct cmsghdr *cm;
+  struct tfo__fd *st;
+  const int *fds;
+  size_t i, n;
+
+  for (cm = CMSG_FIRSTHDR((struct msghdr *)msg); cm != NULL;
+       cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+        cm->cmsg_len < CMSG_LEN(0))
+      continue;
+    fds = (const int *)CMSG_DATA(cm);
+    n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (i = 0; i < n; i++)
+      if ((st = tfo__fd_peek(fds[i])) != NULL &&
+          atomic_load(&st->kind) == FD_DEFERRED)
+        tfo__fd_release(fds[i], st);
+  }
+}
+
 static ssize_t __attribute__((noinline))
 sendmsg_slow(int fd, const struct msghdr *msg, int flags) {
-  struct tfo__fd *st = claim(fd);
+  struct tfo__fd *st;
+
+  if (msg != NULL && msg->msg_control != NULL &&
+      atomic_load(&tfo__deferred_count) != 0)
+    release_passed(msg);
+  st = claim(fd);
 
   if (st == NULL)
     LATER_WRITE(fd, tfo__libc()->sendmsg(fd, msg, flags));

@@ -410,6 +410,21 @@ lab_counter() {
 }
 
 
+# lab_kv KEY FILE: the value of the first KEY=... in FILE, empty if none
+# (no fork: a loaded machine, and waits call it in loops).
+lab_kv() {
+  local line w
+  [ -r "$2" ] || return 0
+  while read -r line; do
+    for w in $line; do
+      if [[ $w == "$1="* ]]; then
+        printf '%s\n' "${w#*=}"
+        return 0
+      fi
+    done
+  done <"$2"
+}
+
 # Value of KEY in a lab-client/lab-server line: lab_field ms "ms=51.2 ..."
 # Quotes around a value are dropped.
 lab_field() {

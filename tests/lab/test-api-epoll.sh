@@ -4,7 +4,7 @@
 #
 #   - clean path, first batch: every connection gets its own answer
 #     (connection i sends 20 + i bytes and must read "OK <20 + i>"); they
-#     ask for cookies (cookie-requested);
+#     ask for cookies (cookie-requested), or use the first that came back;
 #   - repeat batch: all data-acked, the server took 200 requests from SYNs,
 #     and the whole batch takes about 1 RTT (well under 2 RTT);
 #   - blackhole (SYNs with option 34 dropped), a fresh negative cache but
@@ -70,8 +70,13 @@ batch() {
 
 # --- clean path ----------------------------------------------------------
 batch first "$LAB_DIR/cache"
+# Each asks for a cookie, unless it started after the first one came back
+# (one RTT into the batch: a slow loop, under ASan on a loaded machine,
+# was seen to start the last 38 later) and rightly used it.
 lab_check_range "first: cookie-requested" \
-  "$(lab_field cookie-requested "$sum")" "$N" "$N"
+  "$(lab_field cookie-requested "$sum")" 1 "$N"
+lab_check_range "first: cookie-requested + data-acked" \
+  "$(($(lab_field cookie-requested "$sum") + $(lab_field data-acked "$sum")))" "$N" "$N"
 
 passive0=$(lab_counter s TCPFastOpenPassive)
 batch repeat "$LAB_DIR/cache"

@@ -83,15 +83,22 @@ pyclient() {
   cat >"$LAB_DIR/pyclient.py" <<'EOF'
 # One request on a blocking socket: SIZE bytes, the last a newline; prints
 # the answer, how many descriptors the call left open (the shim's one
-# descriptor of its cache file, kept for the file lock, is not a leak), and
+# descriptor of its cache file, kept for the file lock, is not a leak, nor
+# are the shim's own high descriptors), and
 # whether the socket options set before connect() are still those of the
 # socket after the exchange (the shim may have put a plain socket in its
 # place).
-import os, socket, sys
+import os, resource, socket, sys
 host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# The shim's own descriptors (its keeper's epoll set and eventfd, kept a
+# second after use, and the anchor of a held socket) sit at min(1024,
+# soft limit / 2) and above: only those of the program are counted.
+top = min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
 def fds():
     n = 0
     for f in os.listdir("/proc/self/fd"):
+        if int(f) >= top:
+            continue
         try:
             if os.readlink("/proc/self/fd/" + f) == os.environ["LIBTFO_CACHE"]:
                 continue
@@ -238,7 +245,7 @@ expected_for() { # KMODE MBOX ENTRY
 }
 
 cell() { # KMODE MBOX ENTRY
-  local k=$1 m=$2 e=$3 cache i want got=() bad=0 n alt
+  local k=$1 m=$2 e=$3 cache i want got=() bad=0 n alt bound
   cache=$LAB_DIR/cache-$k-$m-$e
   lab_mode none
   lab_c ip tcp_metrics flush all 2>/dev/null || true
@@ -259,7 +266,12 @@ cell() { # KMODE MBOX ENTRY
         lab_fail "$k $m $e call $i: the server saw the request $n times"; bad=1
       fi
     fi
-    if [ "$C_MS" -gt $BOUND_MS ]; then
+    # Under valgrind the time is mostly valgrind's own start (1.5 to 3 s
+    # on a loaded 2-CPU machine): that entry checks memory, the others
+    # the time.
+    bound=$BOUND_MS
+    [ "$e" = vg ] && bound=$((BOUND_MS * 4))
+    if [ "$C_MS" -gt $bound ]; then
       lab_fail "$k $m $e call $i: took $C_MS ms"; bad=1
     fi
     alt="|${want[$i]}|"
