@@ -344,6 +344,39 @@ enum tfo_outcome tfo__judge(int fd, const struct tfo__tcpinfo *known,
   return out;
 }
 
+int tfo__conn_restart_plain(int fd, const struct sockaddr *addr,
+                            socklen_t addrlen) {
+  struct sockaddr unspec;
+  int zero = 0, err = 0;
+  socklen_t elen = sizeof(err);
+
+  memset(&unspec, 0, sizeof(unspec));
+  unspec.sa_family = AF_UNSPEC;
+  if (tfo__sys.connect(fd, &unspec, sizeof(unspec)) != 0)
+    return -1;
+  /* The disconnect leaves ECONNRESET pending: ours, not the caller's. */
+  (void)tfo__sys.getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+  if (tfo__sys.setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &zero,
+                          sizeof(zero)) != 0)
+    return -1;
+  if (tfo__sys.connect(fd, addr, addrlen) == 0 || errno == EINPROGRESS)
+    return 0;
+  return -1;
+}
+
+enum tfo_outcome tfo__judge_restarted(const struct tfo__tcpinfo *ti,
+                                      const struct sockaddr *addr,
+                                      socklen_t addrlen, int race_ms) {
+  if (ti->retrans == 0 && ti->rtt_us != 0 &&
+      ti->rtt_us < (unsigned)race_ms * 1000u) {
+    if (tfo__cache_record(addr, addrlen, TFO__EV_BLACKHOLE, ti->rtt_us) != 0)
+      tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", strerror(errno));
+    tfo__log(TFO__LOG_INFO, "TFO SYN unanswered, plain one answered: the "
+                            "path swallows TFO SYNs");
+  }
+  return TFO_OUTCOME_FALLBACK;
+}
+
 /* The TFO attempt's outcome, from its handshake; fed to the cache unless
  * plain connects failed meanwhile: a TFO SYN lost then (client_fail 3) is
  * not the path's verdict on TFO. */

@@ -57,4 +57,23 @@ enum tfo_outcome tfo__judge(int fd, const struct tfo__tcpinfo *known,
                             int cookie_sent, size_t syn_bytes, int use_cache,
                             int *client_fail);
 
+/* The race in place, for a socket whose registrations nobody can rebuild
+ * (an event loop's, under the shim): fd's TFO SYN is still unanswered
+ * after the fallback delay, so fd is disconnected (AF_UNSPEC: nothing
+ * leaves a socket in SYN_SENT) and connected again plainly, without
+ * TCP_FASTOPEN_CONNECT, keeping its number, flags, options, bound address
+ * and epoll registrations. 0 (the plain SYN is on its way: EINPROGRESS,
+ * or connected), or -1 with errno. */
+int tfo__conn_restart_plain(int fd, const struct sockaddr *addr,
+                            socklen_t addrlen);
+/* The judge of such a socket once its plain handshake ended (ti): a plain
+ * SYN answered at once, sooner than the TFO one had waited (race_ms), says
+ * the path swallows TFO SYNs, recorded in the negative cache; one that
+ * needed retransmitting, or took as long, met a path that was down or
+ * slow for everyone, and nothing is recorded. The outcome is a fallback
+ * either way. */
+enum tfo_outcome tfo__judge_restarted(const struct tfo__tcpinfo *ti,
+                                      const struct sockaddr *addr,
+                                      socklen_t addrlen, int race_ms);
+
 #endif

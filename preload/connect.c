@@ -201,6 +201,7 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   memcpy(&st->addr, sa, len < sizeof(st->addr) ? len : sizeof(st->addr));
   st->addrlen = len < sizeof(st->addr) ? len : sizeof(st->addr);
   st->syn_bytes = 0;
+  st->rtt_us = known ? v.rtt_us : 0;
 
   fl = libc->fcntl(fd, F_GETFL);
   if (fl >= 0 && !(fl & O_NONBLOCK) &&
@@ -215,6 +216,8 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   err = errno;
   if (rc == 0 || err == EINPROGRESS) {
     note_started(fd, st, rc == 0, known);
+    if (rc != 0) /* a cookie request left: raced like a data SYN */
+      tfo__fd_arm_race(st);
     /* What the kernel says of a non-blocking connect without the shim:
      * the SYN is (as good as) on its way. The socket is writable at once
      * and SO_ERROR is 0, so the program writes its request into the SYN. */

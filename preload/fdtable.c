@@ -58,7 +58,9 @@ void tfo__fd_clear(int fd) {
 
   if (st == NULL)
     return;
+  tfo__fd_disarm_race(st);
   tfo__fd_drop_first(st);
+  atomic_store(&st->restarted, 0);
   tfo__keeper_forget(st);
   if (atomic_load(&st->kind) != FD_NONE) {
     atomic_fetch_add(&st->gen, 1);
@@ -133,6 +135,7 @@ void tfo__fd_release(int fd, struct tfo__fd *st) {
     tfo__log(TFO__LOG_DEBUG, "fd %d: SYN released before any write", fd);
   st->syn_bytes = 0;
   tfo__keeper_unhold(st, 0);
+  tfo__fd_arm_race_nb(fd, st);
   /* Unless a close cleared the entry meanwhile. */
   if (atomic_compare_exchange_strong(&st->kind, &(int){FD_RELEASING},
                                      FD_SENT))
@@ -140,22 +143,24 @@ void tfo__fd_release(int fd, struct tfo__fd *st) {
   errno = saved;
 }
 
-/* Visits every deferred fd; the scan runs only while some fd is deferred,
- * which lasts from a connect to its first write. */
-int tfo__fd_each_deferred(int (*fn)(int fd, struct tfo__fd *st, void *arg),
-                          void *arg) {
+/* Visits every fd that holds its SYN (racing 0) or is armed for the race
+ * (racing 1); the scan runs only while there is one, which lasts from a
+ * connect to its first write, or from a SYN to its answer. */
+static int each(int racing, int (*fn)(int fd, struct tfo__fd *st, void *arg),
+                void *arg) {
   size_t i, j;
   struct tfo__fd *c;
   int left = -1, r;
 
-  if (atomic_load(&tfo__deferred_count) == 0)
+  if (atomic_load(racing ? &tfo__racing_count : &tfo__deferred_count) == 0)
     return -1;
   for (i = 0; i < TFO__FD_MAX / TFO__FD_CHUNK_SIZE; i++) {
     c = atomic_load_explicit(&tfo__fd_chunks[i], memory_order_acquire);
     if (c == NULL)
       continue;
     for (j = 0; j < TFO__FD_CHUNK_SIZE; j++) {
-      if (atomic_load(&c[j].kind) != FD_DEFERRED)
+      if (racing ? atomic_load(&c[j].race_at) == 0
+                 : atomic_load(&c[j].kind) != FD_DEFERRED)
         continue;
       r = fn((int)(i * TFO__FD_CHUNK_SIZE + j), &c[j], arg);
       if (r >= 0 && (left < 0 || r < left))
@@ -163,6 +168,16 @@ int tfo__fd_each_deferred(int (*fn)(int fd, struct tfo__fd *st, void *arg),
     }
   }
   return left;
+}
+
+int tfo__fd_each_deferred(int (*fn)(int fd, struct tfo__fd *st, void *arg),
+                          void *arg) {
+  return each(0, fn, arg);
+}
+
+int tfo__fd_each_racing(int (*fn)(int fd, struct tfo__fd *st, void *arg),
+                        void *arg) {
+  return each(1, fn, arg);
 }
 
 static int release_one(int fd, struct tfo__fd *st, void *arg) {
@@ -280,8 +295,11 @@ enum tfo__settle tfo__fd_judge(int fd, struct tfo__fd *st) {
     tfo__fd_clear(fd);
     return TFO__SETTLED;
   }
-  r = tfo__settle(fd, &st->addr, st->addrlen, st->cookie_sent, st->syn_bytes,
-                  atomic_load(&st->first) != NULL);
+  if (atomic_load(&st->restarted))
+    r = tfo__settle_restarted(fd, st);
+  else
+    r = tfo__settle(fd, &st->addr, st->addrlen, st->cookie_sent,
+                    st->syn_bytes, atomic_load(&st->first) != NULL);
   if (r == TFO__SETTLED) {
     tfo__fd_clear(fd);
   } else {

@@ -354,8 +354,19 @@ static void *run(void *arg) {
 /* The forked child has no keeper: it closes its copies of the parent's
  * descriptors (async-signal-safe, as a child of a threaded fork must be)
  * and starts its own on first need. */
+static int disarm_one(int fd, struct tfo__fd *st, void *arg) {
+  (void)fd;
+  (void)arg;
+  tfo__fd_disarm_race(st);
+  return -1;
+}
+
 static void after_fork_child(void) {
   int i, fd;
+
+  /* The parent runs its races; two processes reconnecting one socket
+   * would undo each other. */
+  tfo__fd_each_racing(disarm_one, NULL);
 
   for (i = 0; i < ANCHORS; i++)
     if ((fd = atomic_load(&anchors[i].fd1) - 1) >= 0) {

@@ -1,17 +1,27 @@
-/* The race for blocking callers: libtfo's connect machine (lib/connect.c,
+/* The race. For blocking callers: libtfo's connect machine (lib/connect.c,
  * the one behind tfo_connect_send) driven to its end on the program's own
- * socket, and the plain socket that wins put in its place.
+ * socket, and the plain socket that wins put in its place. For
+ * non-blocking ones, whose sockets sit in epoll sets the shim cannot
+ * rebuild: the fallback delay of that machine, then a plain connection in
+ * place, on the same socket (shim.h).
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h> /* TCP_FASTOPEN_CONNECT, TCP_SYN_SENT */
 #include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 
+#include "cache.h"
+#include "connect.h"
 #include "log.h"
 #include "shim.h"
+#include "tcpinfo.h"
 
 int tfo__fd_take_place(int fd, int s) {
   const struct tfo__libc *libc = tfo__libc();
@@ -131,4 +141,148 @@ int tfo__shim_drive(int fd, tfo_conn *c, struct tfo_watch *w, int fl,
     rc = 1;
   }
   return rc;
+}
+
+/* --- the race for non-blocking programs (shim.h says how) ------------- */
+
+_Atomic int tfo__racing_count;
+
+void tfo__fd_arm_race(struct tfo__fd *st) {
+  int64_t at;
+
+  st->race_ms = tfo__fallback_delay_ms((const struct sockaddr *)&st->addr,
+                                       st->addrlen, st->rtt_us);
+  at = tfo__shim_now_ms() + st->race_ms;
+  if (atomic_exchange(&st->race_at, at) == 0)
+    atomic_fetch_add(&tfo__racing_count, 1);
+}
+
+void tfo__fd_arm_race_nb(int fd, struct tfo__fd *st) {
+  int saved = errno, fl = tfo__libc()->fcntl(fd, F_GETFL);
+
+  if (fl >= 0 && (fl & O_NONBLOCK))
+    tfo__fd_arm_race(st);
+  errno = saved;
+}
+
+void tfo__fd_disarm_race(struct tfo__fd *st) {
+  if (atomic_load_explicit(&st->race_at, memory_order_relaxed) != 0 &&
+      atomic_exchange(&st->race_at, 0) != 0)
+    atomic_fetch_sub(&tfo__racing_count, 1);
+}
+
+/* st's TFO SYN went unanswered for the fallback delay: the socket is
+ * connected again, plainly, in place. */
+static void restart(int fd, struct tfo__fd *st) {
+  struct tfo__tcpinfo ti;
+  int saved = errno;
+
+  /* Ours while we are at it: the keeper must not judge it meanwhile. */
+  if (!atomic_compare_exchange_strong(&st->kind, &(int){FD_SENT},
+                                      FD_RELEASING))
+    return;
+  if (!tfo__fd_same(fd, st) || tfo__tcpinfo_get(fd, &ti) != 0 ||
+      ti.state != TCP_SYN_SENT) {
+    /* Answered (or reset: recover.c's) in the meantime. */
+    atomic_compare_exchange_strong(&st->kind, &(int){FD_RELEASING}, FD_SENT);
+    errno = saved;
+    return;
+  }
+  if (tfo__conn_restart_plain(fd, (const struct sockaddr *)&st->addr,
+                              st->addrlen) != 0) {
+    /* The socket is left as the failed connect left it: the program hears
+     * the error at its next call, as after a plain connect's failure. */
+    tfo__log(TFO__LOG_INFO, "fd %d: no plain connection in place: %s", fd,
+             strerror(errno));
+    tfo__fd_clear(fd);
+    errno = saved;
+    return;
+  }
+  atomic_store(&st->restarted, 1);
+  tfo__log(TFO__LOG_INFO,
+           "fd %d: TFO SYN unanswered after %d ms: connecting plainly", fd,
+           st->race_ms);
+  if (atomic_compare_exchange_strong(&st->kind, &(int){FD_RELEASING},
+                                     FD_SENT))
+    tfo__keeper_watch(fd, st); /* judged when the plain handshake ends */
+  errno = saved;
+}
+
+static int race_one(int fd, struct tfo__fd *st, void *arg) {
+  int64_t now = *(const int64_t *)arg, at = atomic_load(&st->race_at);
+
+  if (at == 0)
+    return -1;
+  if (at > now)
+    return (int)(at - now);
+  tfo__fd_disarm_race(st);
+  restart(fd, st);
+  return -1;
+}
+
+int tfo__race_due(void) {
+  int64_t now;
+
+  if (atomic_load_explicit(&tfo__racing_count, memory_order_relaxed) == 0)
+    return -1;
+  now = tfo__shim_now_ms();
+  return tfo__fd_each_racing(race_one, &now);
+}
+
+int tfo__fd_before_io(int fd) {
+  struct tfo__fd *st = tfo__fd_peek(fd);
+  int64_t now;
+
+  if (st == NULL)
+    return 0;
+  if (atomic_load_explicit(&st->race_at, memory_order_relaxed) != 0) {
+    now = tfo__shim_now_ms();
+    (void)race_one(fd, st, &now);
+  }
+  if (atomic_load_explicit(&st->restarted, memory_order_relaxed) &&
+      atomic_load(&st->first) != NULL)
+    return tfo__fd_resend_first(fd, st);
+  return 0;
+}
+
+enum tfo__settle tfo__settle_restarted(int fd, struct tfo__fd *st) {
+  struct tfo__tcpinfo ti;
+  int saved = errno;
+
+  if (tfo__tcpinfo_get(fd, &ti) != 0 || ti.state == TCP_CLOSE) {
+    errno = saved; /* the plain connection failed too: the program hears */
+    return TFO__SETTLED;
+  }
+  if (ti.state == TCP_SYN_SENT ||
+      (tfo__fd_resend_first(fd, st) != 0 && errno == EAGAIN)) {
+    errno = saved;
+    return TFO__PENDING;
+  }
+  tfo__shim_count(tfo__judge_restarted(&ti, (const struct sockaddr *)&st->addr,
+                                       st->addrlen, st->race_ms));
+  errno = saved;
+  return TFO__SETTLED;
+}
+
+void tfo__wait_start(struct tfo__wait *w, int timeout_ms) {
+  w->end = timeout_ms < 0 ? -1 : tfo__shim_now_ms() + timeout_ms;
+  w->timeout = timeout_ms;
+}
+
+int tfo__wait_next(struct tfo__wait *w, int *own) {
+  int due = tfo__race_due();
+  int64_t left;
+
+  *own = 1;
+  if (w->end < 0) {
+    left = -1;
+  } else {
+    left = w->end - tfo__shim_now_ms();
+    if (left < 0)
+      left = 0;
+  }
+  if (due < 0 || (left >= 0 && left <= due))
+    return (int)left;
+  *own = 0;
+  return due;
 }

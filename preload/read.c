@@ -18,6 +18,8 @@
 static void before_read(int fd) {
   struct tfo__fd *st;
 
+  /* A due race, or first bytes to resend before the answer can come. */
+  (void)tfo__fd_before_io(fd);
   if (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) == 0)
     return;
   st = tfo__fd_peek(fd);

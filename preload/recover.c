@@ -181,3 +181,46 @@ int tfo__fd_recover(int fd, int err) {
   errno = saved;
   return 1;
 }
+
+int tfo__fd_resend_first(int fd, struct tfo__fd *st) {
+  struct tfo__tcpinfo ti;
+  char *first;
+  size_t off = 0, len;
+  ssize_t n;
+  int64_t end;
+  int e;
+
+  if (!atomic_compare_exchange_strong(&st->resending, &(int){0}, 1)) {
+    /* Another thread sends them: a later write must wait for it. */
+    end = tfo__shim_now_ms() + RECONNECT_TIMEOUT_MS;
+    while (atomic_load(&st->resending) && tfo__shim_now_ms() < end)
+      (void)tfo__libc()->poll(NULL, 0, 1);
+    return 0;
+  }
+  first = atomic_load(&st->first);
+  len = st->first_len;
+  if (first == NULL) {
+    atomic_store(&st->resending, 0);
+    return 0;
+  }
+  if (tfo__tcpinfo_get(fd, &ti) == 0 && ti.state == TCP_SYN_SENT) {
+    atomic_store(&st->resending, 0);
+    errno = EAGAIN;
+    return -1;
+  }
+  while (off < len) {
+    n = tfo__libc()->send(fd, first + off, len - off,
+                          MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR) &&
+        wait_for(fd, POLLOUT) == 0)
+      continue;
+    if (n < 0)
+      break;
+    off += (size_t)n;
+  }
+  e = errno;
+  free(swap_first(st, NULL));
+  atomic_store(&st->resending, 0);
+  errno = e;
+  return off < len ? -1 : 0;
+}

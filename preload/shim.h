@@ -187,6 +187,14 @@ struct tfo__fd {
   _Atomic int ep1;
   _Atomic uint32_t ep_events;
   _Atomic int ep_waits;
+  /* A non-blocking socket whose TFO SYN is out: when a plain connection
+   * takes over in place if it is still unanswered (ms, 0: no race). */
+  _Atomic int64_t race_at;
+  int race_ms;            /* the fallback delay it was armed with */
+  uint32_t rtt_us;        /* the cache's RTT for the destination, 0 unknown */
+  _Atomic int restarted;  /* connected again plainly; first bytes resent
+                           * when its handshake ends */
+  _Atomic int resending;  /* a thread is resending them: others wait */
 };
 
 /* The table: 2^20 fds cover any RLIMIT_NOFILE a system sets by default
@@ -235,6 +243,9 @@ void tfo__fd_release(int fd, struct tfo__fd *st);
 /* Calls fn for every deferred fd; the least of its answers >= 0, or -1. */
 int tfo__fd_each_deferred(int (*fn)(int fd, struct tfo__fd *st, void *arg),
                           void *arg);
+/* The same for every fd armed for the race (race.c). */
+int tfo__fd_each_racing(int (*fn)(int fd, struct tfo__fd *st, void *arg),
+                        void *arg);
 /* tfo__fd_release for every deferred fd (before exec). */
 void tfo__fd_release_all(void);
 
@@ -345,6 +356,54 @@ int tfo__fd_reconnect(int fd, struct tfo__fd *st, const void *resend,
  * unanswered and fd is now connected plainly (the caller retries), else 0
  * (errno untouched). */
 int tfo__fd_recover(int fd, int err);
+
+/* The race for non-blocking programs (race.c). A non-blocking socket's
+ * TFO SYN (data, a cookie alone, or a cookie request) is armed when it
+ * leaves: if it is still unanswered when the fallback delay ends (3 RTTs,
+ * else 250 ms: lib/connect.c's), the socket is connected again, plainly,
+ * in place (disconnected with AF_UNSPEC, then connected without
+ * TCP_FASTOPEN_CONNECT), so that everything the program attached to it
+ * stays: its number, flags, options, bound address, every registration in
+ * every epoll set (inherited ones too). Its first bytes, kept, are sent
+ * again once the plain handshake ends, before any later write. This runs
+ * inside the program's own calls (its waits, reads and writes), so that a
+ * single-threaded event loop never sees the socket between the two
+ * connects. */
+extern _Atomic int tfo__racing_count;
+/* Arms the race on st, whose TFO SYN just left, if fd is non-blocking (a
+ * blocking program's thread may be inside a call on the socket, which a
+ * reconnect would fail; it gets libtfo's race in its connect and first
+ * write instead). */
+void tfo__fd_arm_race_nb(int fd, struct tfo__fd *st);
+void tfo__fd_arm_race(struct tfo__fd *st);
+void tfo__fd_disarm_race(struct tfo__fd *st);
+/* The judge of a socket connected again plainly (tfo__fd_judge's, st
+ * claimed): pending until its handshake ends, then its first bytes are
+ * resent and the destination recorded as swallowing TFO SYNs. */
+enum tfo__settle tfo__settle_restarted(int fd, struct tfo__fd *st);
+/* Sends st's kept first bytes on fd, once, whichever thread comes first;
+ * the others wait for it. 0 (sent, or none left), or -1: EAGAIN while the
+ * handshake is still on, else the send's error. */
+int tfo__fd_resend_first(int fd, struct tfo__fd *st);
+/* Starts the plain connection of every armed socket whose delay is over;
+ * ms until the next one's ends, -1 when none is armed. */
+int tfo__race_due(void);
+/* Before the program's own read or write on fd: a due race is run, and the
+ * first bytes of a socket connected again are resent (once its handshake
+ * ended). 0, or -1 with errno EAGAIN when they could not be yet (the
+ * program's write would have failed so too). */
+int tfo__fd_before_io(int fd);
+/* A wait of the program's, split where a race falls due: the wrapper
+ * calls tfo__wait_next before each real wait, with the timeout it gives
+ * (ms, -1 none); *own says whether that is the program's own time (then
+ * the real wait's answer is the program's), else the race's (then a
+ * timeout means: wait again). The program's wait never ends early. */
+struct tfo__wait {
+  int64_t end; /* CLOCK_MONOTONIC ms, -1 none */
+  int timeout;
+};
+void tfo__wait_start(struct tfo__wait *w, int timeout_ms);
+int tfo__wait_next(struct tfo__wait *w, int *own);
 
 /* Judges fd's connection (tfo__settle) if no other thread is at it, and
  * forgets the entry once settled. */

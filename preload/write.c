@@ -148,6 +148,8 @@ static void settle(int fd, struct tfo__fd *st, int kind) {
     st->syn_bytes = r_ > 0 ? (size_t)r_ : 0;                                   \
     if (r_ > 0)                                                                \
       tfo__fd_keep_first(st, iov, cnt, (size_t)r_);                            \
+    if (r_ >= 0 || e_ == EAGAIN || e_ == EINPROGRESS)                          \
+      tfo__fd_arm_race_nb(fd, st); /* the SYN left */                         \
     settle(fd, st, FD_SENT);                                                   \
     errno = e_;                                                                \
     return r_;                                                                 \
@@ -157,7 +159,10 @@ static void settle(int fd, struct tfo__fd *st, int kind) {
  * made again on the plain connection that replaces it. */
 #define LATER_WRITE(fd, op)                                                    \
   do {                                                                         \
-    ssize_t r_ = (op);                                                         \
+    ssize_t r_;                                                                \
+    if (tfo__fd_before_io(fd) != 0) /* first bytes not resent yet */          \
+      return -1;                                                               \
+    r_ = (op);                                                                 \
     if (r_ < 0 && tfo__fd_recover(fd, errno))                                  \
       r_ = (op);                                                               \
     return r_;                                                                 \

@@ -13,7 +13,7 @@
 # (lab_mode) are iptables rules on the server's ingress, after the delay.
 #
 #   lab_up [--rtt MS] [--mode MODE] [--client-bit-off] [--server-bit-off]
-#   lab_mode none|blackhole|dropdata|strip|rstdata
+#   lab_mode none|blackhole|dropdata|strip|rstdata|sticky
 #   lab_c CMD... / lab_s CMD...         run in the client/server namespace
 #   lab_c_bg CMD... / lab_s_bg CMD...   same, in the background; sets
 #                                       LAB_LAST_PID (do not call these in
@@ -189,7 +189,7 @@ lab_require() {
     echo "SKIP: the network lab needs root"
     exit 77
   fi
-  for t in ip iptables ip6tables iptables-restore ip6tables-restore ss awk stat \
+  for t in ip iptables ip6tables iptables-restore ip6tables-restore ipset ss awk stat \
            mktemp sleep; do
     if ! command -v "$t" >/dev/null 2>&1; then
       echo "SKIP: the network lab needs '$t'"
@@ -496,6 +496,16 @@ _lab_mode_ruleset() {
     _lab_syn_payload_rules "$fam" DROP ;;
   rstdata)
     _lab_syn_payload_rules "$fam" 'REJECT --reject-with tcp-reset' ;;
+  sticky)
+    # Drops SYNs carrying option 34 (or 254) like blackhole, and from then
+    # on every SYN from the same source address and port: the kernel's
+    # own retransmission (no option) dies too. Only a new source port gets
+    # through.
+    echo "-A TFOLAB_MODE -p tcp --syn -m set --match-set tfolab_sticky$fam src,src -j DROP"
+    for o in 34 254; do
+      echo "-A TFOLAB_MODE -p tcp --syn -m tcp --tcp-option $o -j SET --add-set tfolab_sticky$fam src,src --exist"
+      echo "-A TFOLAB_MODE -p tcp --syn -m tcp --tcp-option $o -j DROP"
+    done ;;
   esac
   echo 'COMMIT'
   echo '*mangle'
@@ -512,11 +522,21 @@ lab_mode() {
   local mode=${1:-}
 
   case $mode in
-  none|blackhole|dropdata|strip|rstdata) ;;
-  *) _lab_err "usage: lab_mode none|blackhole|dropdata|strip|rstdata"
+  none|blackhole|dropdata|strip|rstdata|sticky) ;;
+  *) _lab_err "usage: lab_mode none|blackhole|dropdata|strip|rstdata|sticky"
      return 1 ;;
   esac
   _lab_need_up || return 1
+
+  # sticky's memory of source ports: ipset sets, new with each lab_mode.
+  if [ "$mode" = sticky ]; then
+    _lab_do ip netns exec "$LAB_S" ipset create -exist tfolab_sticky4 \
+      hash:ip,port family inet timeout 600 &&
+    _lab_do ip netns exec "$LAB_S" ipset create -exist tfolab_sticky6 \
+      hash:ip,port family inet6 timeout 600 &&
+    _lab_do ip netns exec "$LAB_S" ipset flush tfolab_sticky4 &&
+    _lab_do ip netns exec "$LAB_S" ipset flush tfolab_sticky6 || return 1
+  fi
 
   _lab_mode_ruleset 4 "$mode" |
     _lab_do ip netns exec "$LAB_S" iptables-restore -w 5 --noflush ||

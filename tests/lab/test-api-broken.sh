@@ -64,6 +64,26 @@ line=$(api_client -F 800 -s 300 "$DST" "$PORT")
 api_expect "rstdata: first data call" "$line" fallback 140 400 300
 skipped_after rstdata
 
+# --- sticky: as blackhole, and every later SYN from the same source port
+# is dropped too (the kernel's own retransmission dies): the race's plain
+# connection, from a new port, gets through.
+api_fresh sticky
+lab_mode none
+line=$(api_client -s 300 "$DST" "$PORT")
+api_expect "sticky: cookie" "$line" cookie-requested 90 140 300
+lab_mode sticky
+line=$(api_client -s 300 "$DST" "$PORT")
+api_expect "sticky: first data call" "$line" fallback 150 600 300
+skipped_after sticky
+lab_mode none
+api_fresh sticky-norace
+lab_c ip tcp_metrics flush all
+line=$(api_client -s 300 "$DST" "$PORT")
+lab_mode sticky
+line=$(api_client -R -T 2500 -s 300 "$DST" "$PORT" || true)
+lab_check "sticky, no race (the kernel alone): the call fails ($(lab_field error "$line"))" \
+  test -n "$(lab_field error "$line")"
+
 # --- strip: option 34 removed from SYNs: never a cookie, data never in
 # the SYN, every byte delivered; after a few tries TFO stops being tried.
 api_fresh strip

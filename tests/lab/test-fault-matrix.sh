@@ -1,12 +1,13 @@
 #!/bin/bash
-# The fault matrix (issue: hardening), 20 ms RTT:
-#   every middlebox mode (none blackhole dropdata strip rstdata)
+# The fault matrix (issues: hardening, event loops), 20 ms RTT:
+#   every middlebox mode (none blackhole dropdata strip rstdata sticky)
 #   x every kernel mode (both bits on, client bit off, server bit off)
 #   x every entry point: the API blocking (tfo-client), the API non-blocking
 #     (tfo-epoll, one tfo_conn on an epoll loop), libuv (uv-client), and the
-#     shim under unmodified programs: curl (non-blocking sockets) and a
-#     python client (a blocking socket); and lab-client (blocking, C) under
-#     the shim and valgrind's memcheck, for the shim's own leaks and errors
+#     shim under unmodified programs: curl (non-blocking sockets, poll),
+#     python asyncio (epoll), node (libuv) and a python client (a blocking
+#     socket); and lab-client (blocking, C) under the shim and valgrind's
+#     memcheck, for the shim's own leaks and errors
 #   x IPv4 (this file) and IPv6 (test-fault-matrix6.sh: LAB_TEST_FAMILY=6).
 # A cell starts from nothing (no cookie, an empty negative cache), makes one
 # call on a clean path (the cookie), then turns the middlebox on and makes
@@ -34,18 +35,19 @@ for p in "$EX/tfo-epoll" "$EX/uv-client" "$SHIM"; do
   [ -e "$p" ] || { echo "SKIP: $p not built (uv-client needs libuv)"; exit 77; }
 done
 command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+command -v node >/dev/null || { echo "SKIP: node missing"; exit 77; }
 command -v valgrind >/dev/null || { echo "SKIP: valgrind missing"; exit 77; }
 
 RTT=20
 FAMILY=${LAB_TEST_FAMILY:-4}
-ENTRIES=${MATRIX_ENTRIES:-api nb uv curl py vg}
+ENTRIES=${MATRIX_ENTRIES:-api nb uv curl aio node py vg}
 if [ "$SHIM_PRELOAD" != "$SHIM" ] && [ -z "${MATRIX_ENTRIES:-}" ]; then
   ENTRIES="api nb uv"
-  echo "note: ASan-built shim: curl and python entries left out"
+  echo "note: ASan-built shim: curl, python and node entries left out"
 fi
 # shim.sh turns leak reports off for foreign programs; ours are checked.
 [ "$SHIM_PRELOAD" != "$SHIM" ] && export ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=1
-MODES=${MATRIX_MODES:-none blackhole dropdata strip rstdata}
+MODES=${MATRIX_MODES:-none blackhole dropdata strip rstdata sticky}
 KMODES=${MATRIX_KMODES:-on client-off server-off}
 PORT=8310 HPORT=8311
 if [ "$FAMILY" = 6 ]; then
@@ -132,6 +134,33 @@ print("resp=%s fds_leaked=%d opts=%s" % (data.decode().strip().replace(" ", "_")
 EOF
 }
 
+# The event-loop clients: one request (SIZE bytes, the last a newline),
+# the answer printed as resp=...
+loopclients() {
+  cat >"$LAB_DIR/aioclient.py" <<'EOF'
+import asyncio, sys
+async def main(host, port, size):
+    r, w = await asyncio.open_connection(host, port)
+    w.write(b"x" * (size - 1) + b"\n")
+    data = await r.readline()
+    w.close()
+    await w.wait_closed()
+    print("resp=%s" % data.decode().strip().replace(" ", "_"))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+EOF
+  cat >"$LAB_DIR/nodeclient.js" <<'EOF'
+const net = require('net');
+const [host, port, size] = [process.argv[2], +process.argv[3], +process.argv[4]];
+const s = net.connect(port, host, () => s.write('x'.repeat(size - 1) + '\n'));
+let d = '';
+s.on('data', (c) => {
+  d += c;
+  if (d.endsWith('\n')) { console.log('resp=' + d.trim().replace(/ /g, '_')); s.end(); }
+});
+s.on('error', (e) => { console.log('error=' + e.code); process.exitCode = 1; });
+EOF
+}
+
 ms_now() { date +%s%3N; }
 
 # call ENTRY CACHE -> sets C_OUT (outcome), C_OK (1: answer right, fds ok),
@@ -173,6 +202,19 @@ call() {
       stats=$(grep '^libtfo\[' <<<"$out" | tail -n1)
       C_OUT=$(shim_outcome "$stats")
       grep -q "resp=\"OK $SIZE\"" <<<"$out" && C_OK=1 ;;
+    aio | node)
+      # The shim's event loops: python asyncio (epoll) and node (libuv),
+      # the same one request on a non-blocking socket.
+      if [ "$entry" = aio ]; then
+        set -- "$PY" "$LAB_DIR/aioclient.py"
+      else
+        set -- node "$LAB_DIR/nodeclient.js"
+      fi
+      out=$(SHIM_CACHE=$cache shim_c env LIBTFO_STATS=1 timeout $HARD "$@" \
+        "$DST" $PORT $SIZE 2>&1) || rc=$?
+      stats=$(grep '^libtfo\[' <<<"$out" | tail -n1)
+      C_OUT=$(shim_outcome "$stats")
+      grep -qx "resp=OK_$SIZE" <<<"$out" && C_OK=1 ;;
     curl)
       # Through python's http.server (the shim gives it TFO): a file whose
       # sum is known, under a query string that names this call.
@@ -217,7 +259,12 @@ expected() {
       # (its data ignored, sent again after the handshake; the kernel
       # keeps the cookie); after three such tries TFO is no longer tried.
       echo "cookie-requested data-not-acked data-not-acked data-not-acked skipped" ;;
-    server-off:blackhole)
+    on:sticky)
+      # As blackhole, and the box then drops every SYN from that source
+      # port: the kernel's own retransmission dies too, only a connection
+      # from a new port (the race's) gets through.
+      echo "cookie-requested fallback skipped skipped" ;;
+    server-off:blackhole | server-off:sticky)
       # Even the cookie request's SYN carries option 34: it vanishes.
       echo "cookie-requested fallback skipped skipped" ;;
     server-off:*)
@@ -227,21 +274,10 @@ expected() {
   esac
 }
 
-# The shim's non-blocking programs (curl) cannot be raced: their first
-# connection through a path that drops TFO SYNs waits for the kernel's own
-# retransmission, a plain SYN on the same socket (the shim reports what
-# the kernel saw: the cookie asked for or the data not acked), as the
-# kernel alone would, and the cache learns it from that.
+# Every entry point is raced, the shim's non-blocking programs too (a
+# plain connection in place of the unanswered SYN): the same outcomes.
 expected_for() { # KMODE MBOX ENTRY
-  local e
-  e=$(expected "$1" "$2")
-  if [ "$3" = curl ] && [ "$1" != client-off ]; then
-    case $2 in
-      blackhole) e=${e/fallback/cookie-requested|data-not-acked} ;;
-      dropdata) e=${e/fallback/data-not-acked} ;;
-    esac
-  fi
-  echo "$e"
+  expected "$1" "$2"
 }
 
 cell() { # KMODE MBOX ENTRY
@@ -297,6 +333,7 @@ for k in $KMODES; do
   esac
   shim_www
   pyclient
+  loopclients
   lab_server_bg $SFLAG -p $PORT -q 64 >"$LAB_DIR/server.log"
   lab_wait_port $PORT $V || exit 99
   if [ "${ENTRIES/curl/}" != "$ENTRIES" ]; then

@@ -21,6 +21,7 @@
 #include "cache.h"
 #include "connect.h"
 #include "metrics.h"
+#include "sys.h"
 #include "tcpinfo.h"
 #include "tfo.h"
 
@@ -43,6 +44,7 @@ static struct fake {
   int retrans[NFD];
   int answered[NFD];    /* a SYN-ACK came: an RTT sample even once closed */
   int connects[NFD];
+  int unspec[NFD];      /* connect(AF_UNSPEC): disconnects */
   ssize_t fastopen_ret; /* sendmsg(MSG_FASTOPEN): count, or -errno */
   int connect_errno;    /* plain connect(): 0 for EINPROGRESS */
   size_t sent_plain[NFD];
@@ -95,8 +97,13 @@ ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags) {
 
 int __wrap_connect(int fd, const struct sockaddr *a, socklen_t l);
 int __wrap_connect(int fd, const struct sockaddr *a, socklen_t l) {
-  (void)a;
   (void)l;
+  if (a->sa_family == AF_UNSPEC) { /* tcp_disconnect of a SYN_SENT socket */
+    k.unspec[slot(fd)]++;
+    k.state[slot(fd)] = ST_CLOSE;
+    k.so_error[slot(fd)] = ECONNRESET;
+    return 0;
+  }
   k.connects[slot(fd)]++;
   if (k.connect_errno != 0) {
     errno = k.connect_errno;
@@ -246,6 +253,84 @@ static void decode_table(void **state) {
                                          &ti, &ev),
                      rows[i].want);
     assert_int_equal(ev, rows[i].want_ev);
+  }
+}
+
+/* --- the race in place (the shim's non-blocking sockets) ------------- */
+
+static int fo_connect = -1;
+
+static int mock_setsockopt(int fd, int level, int name, const void *val,
+                           socklen_t len) {
+  (void)fd;
+  (void)len;
+  if (level == IPPROTO_TCP && name == TCP_FASTOPEN_CONNECT)
+    fo_connect = *(const int *)val;
+  return 0;
+}
+
+static void restart_plain_in_place(void **state) {
+  struct sockaddr_in a = dest();
+  int (*real)(int, int, int, const void *, socklen_t) = tfo__sys.setsockopt;
+  int rc;
+
+  (void)state;
+  k.state[0] = ST_SYN_SENT; /* the TFO SYN, unanswered */
+  fo_connect = -1;
+  tfo__sys.setsockopt = mock_setsockopt;
+  rc = tfo__conn_restart_plain(FD0, (struct sockaddr *)&a, sizeof(a));
+  tfo__sys.setsockopt = real;
+  assert_int_equal(rc, 0);
+  assert_int_equal(k.unspec[0], 1);   /* disconnected first */
+  assert_int_equal(k.so_error[0], 0); /* its ECONNRESET consumed, not left */
+  assert_int_equal(fo_connect, 0);    /* Fast Open off for the socket */
+  assert_int_equal(k.connects[0], 1); /* then connected plainly */
+  assert_int_equal(k.state[0], ST_SYN_SENT);
+  assert_int_equal(k.closed[0], 0); /* the same socket throughout */
+}
+
+static void restart_plain_fails_cleanly(void **state) {
+  struct sockaddr_in a = dest();
+  int (*real)(int, int, int, const void *, socklen_t) = tfo__sys.setsockopt;
+  int rc;
+
+  (void)state;
+  k.state[0] = ST_SYN_SENT;
+  k.connect_errno = ENETUNREACH;
+  tfo__sys.setsockopt = mock_setsockopt;
+  rc = tfo__conn_restart_plain(FD0, (struct sockaddr *)&a, sizeof(a));
+  tfo__sys.setsockopt = real;
+  assert_int_equal(rc, -1);
+  assert_int_equal(errno, ENETUNREACH);
+}
+
+static void judge_restarted_table(void **state) {
+  static const struct {
+    unsigned retrans, rtt_us;
+    int race_ms, recorded;
+  } rows[] = {
+      {0, 50000, 150, 1},  /* answered at once: the path swallows TFO SYNs */
+      {0, 149000, 150, 1}, /* sooner than the TFO one waited */
+      {0, 150000, 150, 0}, /* as slow as the TFO SYN: a slow path */
+      {1, 50000, 150, 0},  /* retransmitted: a path down for everyone */
+      {0, 0, 150, 0},      /* no RTT sample: nothing known */
+  };
+  struct sockaddr_in a = dest();
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    struct tfo__tcpinfo ti = {ST_ESTABLISHED, 0, 0, rows[i].rtt_us,
+                              rows[i].retrans, 1};
+
+    k.recorded = 0;
+    k.last_event = 0;
+    assert_int_equal(tfo__judge_restarted(&ti, (struct sockaddr *)&a,
+                                          sizeof(a), rows[i].race_ms),
+                     TFO_OUTCOME_FALLBACK);
+    assert_int_equal(k.recorded, rows[i].recorded);
+    if (rows[i].recorded)
+      assert_int_equal(k.last_event, TFO__EV_BLACKHOLE);
   }
 }
 
@@ -725,6 +810,9 @@ static void abort_closes_everything(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(decode_table, setup),
+      cmocka_unit_test_setup(restart_plain_in_place, setup),
+      cmocka_unit_test_setup(restart_plain_fails_cleanly, setup),
+      cmocka_unit_test_setup(judge_restarted_table, setup),
       cmocka_unit_test_setup(tcpinfo_reads_kernel_fields, setup),
       cmocka_unit_test_setup(fallback_delay_follows_rtt, setup),
       cmocka_unit_test_setup(cookie_request_then_granted, setup),
