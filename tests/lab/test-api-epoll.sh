@@ -108,7 +108,7 @@ batch blackhole-rtt "$LAB_DIR/cache-bh-rtt"
 lab_check_range "blackhole-rtt: fallback" "$(lab_field fallback "$sum")" "$N" "$N"
 fb=$(grep '^conn=' "$LAB_DIR/blackhole-rtt.out" |
   sed -n 's/.* fallback=\([0-9]*\) .*/\1/p' | lab_median)
-lab_check_range "blackhole-rtt: median race delay ms (3x RTT)" "$fb" 140 200
+lab_check_range "blackhole-rtt: median race delay ms (3x RTT, not the 1 s cap; a loaded ASan loop starts late)" "$fb" 140 600
 lab_check_range "blackhole-rtt: whole batch ms (no SYN timeout)" \
   "$(lab_field total_ms "$sum")" 200 950
 
