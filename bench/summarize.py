@@ -198,6 +198,12 @@ def main():
             if mode == "rstdata":
                 target(f"{mode}: {LOOP_NAMES[m]} first connection (ms); aim: "
                        f"3 RTT = {3 * rtt:g} ms, +10 %", d[m]["first_ms"], "<=", 3.3 * rtt)
+                # The same, against the program's own plain time (TLS takes
+                # 3 RTT plainly; node writes ~15 ms after its connect, time
+                # the plain handshake hides): what the reset costs.
+                target(f"{mode}: {LOOP_NAMES[m]} first connection - the same "
+                       f"program plainly (ms); aim: 1 RTT = {rtt:g} ms, +10 %",
+                       d[m]["first_penalty_ms"], "<=", 1.1 * rtt)
             else:
                 # Issue 13's figure: the fallback delay for an RTT not yet
                 # known (250 ms) + 2 RTT, +10 % (375 ms at 50 ms RTT).

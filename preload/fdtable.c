@@ -282,8 +282,9 @@ enum tfo__settle tfo__fd_judge(int fd, struct tfo__fd *st) {
 
   /* A data SYN reset unanswered, its bytes kept, is recover.c's, which the
    * program's own read or write may be running right now: left alone. */
-  if (atomic_load(&st->first) != NULL && tfo__tcpinfo_get(fd, &ti) == 0 &&
-      ti.state == TCP_CLOSE && ti.rtt_us == 0) {
+  if (atomic_load(&st->first) != NULL && !atomic_load(&st->restarted) &&
+      tfo__tcpinfo_get(fd, &ti) == 0 && ti.state == TCP_CLOSE &&
+      ti.rtt_us == 0) {
     errno = saved;
     return TFO__MENDING;
   }

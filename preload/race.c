@@ -198,7 +198,7 @@ static void restart(int fd, struct tfo__fd *st) {
     errno = saved;
     return;
   }
-  atomic_store(&st->restarted, 1);
+  atomic_store(&st->restarted, TFO__RESTART_RACE);
   tfo__log(TFO__LOG_INFO,
            "fd %d: TFO SYN unanswered after %d ms: connecting plainly", fd,
            st->race_ms);
@@ -249,8 +249,15 @@ enum tfo__settle tfo__settle_restarted(int fd, struct tfo__fd *st) {
   struct tfo__tcpinfo ti;
   int saved = errno;
 
+  const struct sockaddr *sa = (const struct sockaddr *)&st->addr;
+  int reset = atomic_load(&st->restarted) == TFO__RESTART_RESET;
+
   if (tfo__tcpinfo_get(fd, &ti) != 0 || ti.state == TCP_CLOSE) {
-    errno = saved; /* the plain connection failed too: the program hears */
+    /* The plain connection failed too: the program hears. Refused after a
+     * reset: the port is closed, not seen accepting. */
+    if (reset && ti.segs_in > 0)
+      (void)tfo__cache_forget(sa, st->addrlen);
+    errno = saved;
     return TFO__SETTLED;
   }
   if (ti.state == TCP_SYN_SENT ||
@@ -258,8 +265,13 @@ enum tfo__settle tfo__settle_restarted(int fd, struct tfo__fd *st) {
     errno = saved;
     return TFO__PENDING;
   }
-  tfo__shim_count(tfo__judge_restarted(&ti, (const struct sockaddr *)&st->addr,
-                                       st->addrlen, st->race_ms));
+  if (reset) { /* a plain connection answered where a data SYN was reset */
+    if (tfo__cache_record(sa, st->addrlen, TFO__EV_RESET, 0) != 0)
+      tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", strerror(errno));
+    tfo__shim_count(TFO_OUTCOME_FALLBACK);
+  } else {
+    tfo__shim_count(tfo__judge_restarted(&ti, sa, st->addrlen, st->race_ms));
+  }
   errno = saved;
   return TFO__SETTLED;
 }

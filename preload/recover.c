@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "cache.h"
+#include "connect.h"
 #include "sockopt.h"
 #include "log.h"
 #include "shim.h"
@@ -143,6 +144,35 @@ void tfo__fd_drop_first(struct tfo__fd *st) {
   free(swap_first(st, NULL));
 }
 
+static int nonblocking(int fd) {
+  int fl = tfo__libc()->fcntl(fd, F_GETFL);
+
+  return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* A non-blocking caller must not wait a round trip inside its read or
+ * write: the plain handshake starts in place, the call says EAGAIN, and
+ * the keeper resends the kept bytes and records the reset once the server
+ * answers (tfo__settle_restarted), as after the race's restart. kind is
+ * FD_RELEASING (ours); 1 when mending began. */
+static int mend_in_background(int fd, struct tfo__fd *st, int saved) {
+  tfo__fd_disarm_race(st); /* the SYN was answered: by a reset */
+  if (tfo__conn_restart_plain(fd, (const struct sockaddr *)&st->addr,
+                              st->addrlen) != 0) {
+    tfo__fd_clear(fd); /* the program hears its error */
+    errno = saved;
+    return 0;
+  }
+  atomic_store(&st->restarted, TFO__RESTART_RESET);
+  tfo__log(TFO__LOG_INFO,
+           "fd %d: SYN with data was reset; connecting again plainly", fd);
+  if (atomic_compare_exchange_strong(&st->kind, &(int){FD_RELEASING},
+                                     FD_SENT))
+    tfo__keeper_watch(fd, st);
+  errno = saved;
+  return 1;
+}
+
 int tfo__fd_recover(int fd, int err) {
   struct tfo__fd *st = tfo__fd_peek(fd);
   struct tfo__tcpinfo ti;
@@ -154,6 +184,12 @@ int tfo__fd_recover(int fd, int err) {
   if (st == NULL || atomic_load(&st->kind) != FD_SENT ||
       atomic_load(&st->first) == NULL || !tfo__fd_same(fd, st))
     return 0;
+  if (atomic_load(&st->restarted)) {
+    /* Its plain connection in place failed too: once is enough. */
+    (void)tfo__fd_judge(fd, st);
+    errno = saved;
+    return 0;
+  }
   /* Only a connection the server never answered: reset in SYN_SENT, no
    * RTT sample. A reset after data flowed is the program's business. */
   if (tfo__tcpinfo_get(fd, &ti) != 0 || ti.state != TCP_CLOSE ||
@@ -165,6 +201,8 @@ int tfo__fd_recover(int fd, int err) {
   if (!atomic_compare_exchange_strong(&st->kind, &(int){FD_SENT},
                                       FD_RELEASING))
     return 0;
+  if (atomic_load(&st->first) != NULL && nonblocking(fd))
+    return mend_in_background(fd, st, saved);
   first = swap_first(st, NULL);
   if (first == NULL) { /* another thread is at it */
     atomic_compare_exchange_strong(&st->kind, &(int){FD_RELEASING}, FD_SENT);

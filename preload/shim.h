@@ -192,9 +192,15 @@ struct tfo__fd {
   _Atomic int64_t race_at;
   int race_ms;            /* the fallback delay it was armed with */
   uint32_t rtt_us;        /* the cache's RTT for the destination, 0 unknown */
-  _Atomic int restarted;  /* connected again plainly; first bytes resent
-                           * when its handshake ends */
+  _Atomic int restarted;  /* TFO__RESTART_*: connected again plainly;
+                           * first bytes resent when its handshake ends */
   _Atomic int resending;  /* a thread is resending them: others wait */
+};
+
+/* Why a non-blocking socket was connected again plainly, in place. */
+enum {
+  TFO__RESTART_RACE = 1, /* its TFO SYN went unanswered (race.c) */
+  TFO__RESTART_RESET     /* its data SYN was reset (recover.c) */
 };
 
 /* The table: 2^20 fds cover any RLIMIT_NOFILE a system sets by default
