@@ -14,8 +14,10 @@
  *  - fork: prepare takes `rw` exclusive (so nobody holds `wmu` or is mid-
  *    reopen); the child resets `rw` and reopens the file, because a flock
  *    belongs to the open file description, which it shares with the parent.
- *    (Known limit: fork() from a signal handler that interrupted a cache
- *    call in the same thread would wait forever in prepare.)
+ *    Signals are blocked from prepare to the end of the fork, so a handler
+ *    cannot wait for the writer bit its own thread set. (Known limit:
+ *    fork() from a signal handler that interrupted a cache call in the same
+ *    thread would wait forever in prepare.)
  *
  * SPDX-License-Identifier: MIT */
 #ifdef HAVE_CONFIG_H
@@ -101,7 +103,8 @@ static void wmu_unlock(void) {
 }
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static enum mode mode = MODE_ENV;
-static char *spec_path;
+static char *spec_path;          /* LIBTFO_CACHE's (env_path) or configure's */
+static char env_path[PATH_MAX];
 static int ready; /* table open for the current configuration and process */
 static struct table tab = {.fd = -1};
 static uint64_t ns_ino, ns_dev32;
@@ -196,17 +199,30 @@ static void close_table(void) {
   tab.path[0] = '\0';
 }
 
+static sigset_t fork_mask; /* the forking thread's mask before prepare */
+
 static void fork_prepare(void) {
+  sigset_t old;
+
+  /* No signal from here to the fork's end: a handler that connects (a
+   * cache lookup) would wait for the writer bit its own thread set. */
+  tfo__signals_block(&old);
   /* No thread may be inside the cache (holding wmu or mid-reopen) when the
    * address space is copied. */
   wr_lock();
+  fork_mask = old;
 }
 
 static void fork_parent(void) {
+  sigset_t old = fork_mask;
+
   wr_unlock();
+  tfo__signals_restore(&old);
 }
 
 static void fork_child(void) {
+  sigset_t old = fork_mask;
+
   /* Single-threaded here, and nobody held wmu (its holders hold rw). */
   atomic_store_explicit(&rw, 0, memory_order_relaxed);
   /* Our flock would be the parent's: reopen for a description of our own. A
@@ -215,16 +231,23 @@ static void fork_child(void) {
   if (tab.path[0] != '\0')
     close_table();
   ready = 0;
+  tfo__signals_restore(&old);
 }
 
 static void register_fork(void) {
   (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+void tfo__cache_prepare(void) {
+  pthread_once(&fork_once, register_fork);
+}
+
 /* --- opening -------------------------------------------------------------- */
 
 static const char *errstr(int e, char *buf, size_t len) {
-  return strerror_r(e, buf, len); /* GNU flavour: returns the string */
+  (void)buf;
+  (void)len;
+  return tfo__strerror(e);
 }
 
 static void read_netns(void) {
@@ -484,8 +507,10 @@ static void mode_from_env(void) {
     return;
   if (strcmp(s, "off") == 0) {
     mode = MODE_OFF;
-  } else if (s[0] == '/' && strlen(s) < PATH_MAX &&
-             (spec_path = strdup(s)) != NULL) {
+  } else if (s[0] == '/' && strlen(s) < sizeof(env_path)) {
+    /* Not strdup: the first use may be inside a signal handler's write. */
+    memcpy(env_path, s, strlen(s) + 1);
+    spec_path = env_path;
     mode = MODE_PATH;
   } else {
     tfo__log(TFO__LOG_ERROR,
@@ -950,7 +975,8 @@ int tfo__cache_configure(const char *spec) {
   pthread_once(&fork_once, register_fork);
   wr_lock();
   close_table();
-  free(spec_path);
+  if (spec_path != env_path)
+    free(spec_path);
   spec_path = p;
   mode = m;
   ready = 0;

@@ -150,6 +150,10 @@ int tfo__cache_configure(const char *spec);
 
 /* 0 and *v filled when known; -1 with errno ENOENT when not known (or the
  * cache is off), EINVAL / EAFNOSUPPORT for bad input. */
+/* Registers the cache's fork handlers (otherwise done at first use): the
+ * shim does it at load, outside any signal handler. */
+void tfo__cache_prepare(void);
+
 int tfo__cache_lookup(const struct sockaddr *sa, socklen_t len,
                       struct tfo__verdict *v);
 

@@ -293,7 +293,7 @@ static void start_tfo(struct tfo_conn *c, uint32_t rtt_us) {
      * and refuses a send on an unconnected socket (EPIPE). The socket is
      * untouched: connect it plainly. */
     tfo__log(TFO__LOG_DEBUG, "TFO unavailable (%s): plain connect",
-             strerror(errno));
+             tfo__strerror(errno));
     start_plain(c, fd, TFO_OUTCOME_DISABLED);
     return;
   } else {
@@ -311,7 +311,7 @@ static void record(struct tfo_conn *c, enum tfo__event ev, uint32_t rtt_us) {
   if (c->use_cache &&
       tfo__cache_record((const struct sockaddr *)&c->addr, c->addrlen, ev,
                         rtt_us) != 0)
-    tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", strerror(errno));
+    tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", tfo__strerror(errno));
 }
 
 enum tfo_outcome tfo__judge(int fd, const struct tfo__tcpinfo *known,
@@ -340,7 +340,7 @@ enum tfo_outcome tfo__judge(int fd, const struct tfo__tcpinfo *known,
     *client_fail = ti.client_fail;
   if (use_cache && ev != TFO__EV_NONE &&
       tfo__cache_record(addr, addrlen, ev, ti.rtt_us) != 0)
-    tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", strerror(errno));
+    tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", tfo__strerror(errno));
   return out;
 }
 
@@ -370,7 +370,7 @@ enum tfo_outcome tfo__judge_restarted(const struct tfo__tcpinfo *ti,
   if (ti->retrans == 0 && ti->rtt_us != 0 &&
       ti->rtt_us < (unsigned)race_ms * 1000u) {
     if (tfo__cache_record(addr, addrlen, TFO__EV_BLACKHOLE, ti->rtt_us) != 0)
-      tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", strerror(errno));
+      tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", tfo__strerror(errno));
     tfo__log(TFO__LOG_INFO, "TFO SYN unanswered, plain one answered: the "
                             "path swallows TFO SYNs");
   }
@@ -426,7 +426,7 @@ static void plain_won(struct tfo_conn *c, const struct tfo__tcpinfo *ti) {
     record(c, c->tfo_err == ECONNREFUSED ? TFO__EV_RESET : TFO__EV_BLACKHOLE,
            ti->rtt_us);
     tfo__log(TFO__LOG_INFO, "TFO attempt %s: plain connection won",
-             c->tfo_err != 0 ? strerror(c->tfo_err) : "unanswered");
+             c->tfo_err != 0 ? tfo__strerror(c->tfo_err) : "unanswered");
   }
   drop(c, &c->tfo_fd);
   c->client_fail = -1;
@@ -456,14 +456,14 @@ static void step_connecting(struct tfo_conn *c, int64_t now) {
        * not break TFO. */
       judge_tfo(c, &ti);
       tfo__log(TFO__LOG_INFO, "connection ended by the peer: %s",
-               strerror(err));
+               tfo__strerror(err));
       fail(c, err);
       return;
     }
     if (r < 0) {
       drop(c, &c->tfo_fd);
       c->tfo_err = err;
-      tfo__log(TFO__LOG_INFO, "TFO attempt failed: %s", strerror(err));
+      tfo__log(TFO__LOG_INFO, "TFO attempt failed: %s", tfo__strerror(err));
       /* Refused or reset: retry once, plainly, at once. Had the plain one
        * been refused already, the port is simply closed. */
       if (c->plain_fd < 0) {

@@ -73,7 +73,7 @@ static void report_server_bit(int port) {
     tfo__log(TFO__LOG_INFO,
              "listener on port %d: cannot read "
              "net.ipv4.tcp_fastopen: %s",
-             port, strerror(errno));
+             port, tfo__strerror(errno));
   else if (!(bits & TFO__FO_SERVER))
     tfo__log(TFO__LOG_ERROR,
              "listener on port %d: net.ipv4.tcp_fastopen=%ld "
@@ -115,7 +115,7 @@ static int listen_socket(const struct sockaddr *addr, socklen_t addrlen,
     tfo__log(TFO__LOG_ERROR,
              "TCP_FASTOPEN not supported by this kernel (%s): "
              "listening without TCP Fast Open",
-             strerror(errno));
+             tfo__strerror(errno));
   }
   if (key != NULL &&
       tfo__sys.setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_KEY, key->bytes,
@@ -124,7 +124,7 @@ static int listen_socket(const struct sockaddr *addr, socklen_t addrlen,
      * silent fallback to the namespace's key. */
     e = errno;
     tfo__log(TFO__LOG_ERROR, "TCP_FASTOPEN_KEY (%zu bytes): %s%s", key->len,
-             strerror(e),
+             tfo__strerror(e),
              key->len == TFO__KEY_MAX && e == EINVAL
                  ? " (a backup key needs Linux 5.3)"
                  : "");

@@ -15,6 +15,17 @@
 static pthread_once_t level_once = PTHREAD_ONCE_INIT;
 static int level = TFO__LOG_ERROR;
 
+const char *tfo__strerror(int e) {
+#ifdef HAVE_STRERRORDESC_NP
+  const char *s = strerrordesc_np(e);
+
+  if (s != NULL)
+    return s;
+#endif
+  (void)e;
+  return "Unknown error";
+}
+
 static void emit(const char *fmt, va_list ap) {
   char buf[512];
   int n;

@@ -14,4 +14,8 @@ int tfo__log_level(void);
 void tfo__log(enum tfo__log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* strerror(e) for log lines: the untranslated text from a static table,
+ * async-signal-safe (strerror may take the locale's lock and allocate). */
+const char *tfo__strerror(int e);
+
 #endif

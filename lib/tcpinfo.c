@@ -33,6 +33,10 @@ int tfo__tcpinfo_get(int fd, struct tfo__tcpinfo *ti) {
                            sizeof(k.tcpi_segs_in)
                     ? k.tcpi_segs_in
                     : 0;
+  ti->segs_out = len >= offsetof(struct tcp_info, tcpi_segs_out) +
+                            sizeof(k.tcpi_segs_out)
+                     ? k.tcpi_segs_out
+                     : 0;
   return 0;
 }
 

@@ -21,6 +21,8 @@ struct tfo__tcpinfo {
   unsigned segs_in;     /* segments received: a refused SYN got its RST,
                          * one with no route or lost got nothing (0 also
                          * on kernels < 4.2) */
+  unsigned segs_out;    /* segments sent: 0 while a TFO SYN waits for the
+                         * first write (0 also on kernels < 4.2) */
 };
 
 #define TFO__TCPI_OPT_SYN_DATA 32  /* SYN data acknowledged / accepted */

@@ -66,6 +66,8 @@ static int wanted(int fd, const struct sockaddr *sa, socklen_t len) {
 static void note_started(int fd, struct tfo__fd *st, int deferred,
                          int known) {
   st->sock = tfo__sock_cookie(fd);
+  st->shared = 0;
+  st->fork_gen = atomic_load(&tfo__fork_gen);
   st->cookie_sent = deferred;
   atomic_store(&st->ep1, 0); /* registered after connect, if at all */
   st->deferred_at = 0;
@@ -174,6 +176,9 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   int saved = errno;
   int one = 1, rc, err, fl, known;
 
+  if (tfo__nested) /* a signal handler's, inside the shim: a plain one */
+    return libc->connect(fd, sa, len);
+  TFO__NEST();
   if (!wanted(fd, sa, len)) {
     errno = saved;
     return libc->connect(fd, sa, len);
@@ -235,7 +240,7 @@ TFO_SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa,
   int saved = errno;
   int rc = libc->getpeername(fd, sa, len);
 
-  if (rc == 0 || errno != ENOTCONN)
+  if (rc == 0 || errno != ENOTCONN || tfo__nested)
     return rc;
   /* While the SYN waits for data the kernel has no peer yet; the program
    * connected, so it gets the address it connected to. */

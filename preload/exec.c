@@ -6,8 +6,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -17,6 +17,8 @@ extern char **environ;
 static void before_exec(void) {
   int saved = errno;
 
+  if (tfo__nested) /* a signal handler's, inside the shim: straight on */
+    return;
   tfo__fd_release_all();
   errno = saved;
 }
@@ -68,41 +70,33 @@ TFO_SHIM_EXPORT int execvp(const char *file, char *const argv[]) {
   return execvpe(file, argv, environ);
 }
 
-/* The execl family, collected into an argv (their arguments end with a
- * NULL; execle's environment follows it). */
-static char **collect(const char *arg0, va_list ap, char *const **envp) {
+/* The execl family: the list (ended by a NULL; execle's environment
+ * follows it) collected into an argv on the stack, as glibc's own execl
+ * does. Not malloc: a vfork() child, or a signal handler, may exec. */
+static int exec_list(const char *file, const char *arg, va_list ap,
+                     int search, int has_env) {
+  char *const *envp = environ;
   va_list cp;
   size_t n = 1, i;
-  char **argv;
 
   va_copy(cp, ap);
   while (va_arg(cp, char *) != NULL)
     n++;
   va_end(cp);
-  argv = malloc((n + 1) * sizeof(*argv));
-  if (argv == NULL)
-    return NULL;
-  argv[0] = (char *)arg0;
-  for (i = 1; i <= n; i++)
-    argv[i] = va_arg(ap, char *); /* the last one read is the NULL */
-  if (envp != NULL)
-    *envp = va_arg(ap, char *const *);
-  return argv;
-}
-
-/* The three list forms share one body: search PATH or not, an environment
- * after the list or not. */
-static int exec_list(const char *file, const char *arg, va_list ap,
-                     int search, int has_env) {
-  char *const *envp = environ;
-  char **argv = collect(arg, ap, has_env ? &envp : NULL);
-  int rc;
-
-  if (argv == NULL)
+  if (n >= INT_MAX / sizeof(char *)) {
+    errno = E2BIG;
     return -1;
-  rc = search ? execvpe(file, argv, envp) : execve(file, argv, envp);
-  free(argv); /* glibc's free keeps errno */
-  return rc;
+  }
+  {
+    char *argv[n + 1];
+
+    argv[0] = (char *)arg;
+    for (i = 1; i <= n; i++)
+      argv[i] = va_arg(ap, char *); /* the last one read is the NULL */
+    if (has_env)
+      envp = va_arg(ap, char *const *);
+    return search ? execvpe(file, argv, envp) : execve(file, argv, envp);
+  }
 }
 
 TFO_SHIM_EXPORT int execl(const char *path, const char *arg, ...) {

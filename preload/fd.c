@@ -53,6 +53,9 @@ static void closing(int fd) {
 }
 
 TFO_SHIM_EXPORT int close(int fd) {
+  if (tfo__nested) /* a stale entry is known by its SO_COOKIE later */
+    return tfo__libc()->close(fd);
+  TFO__NEST();
   closing(fd);
   return tfo__libc()->close(fd);
 }
@@ -60,6 +63,9 @@ TFO_SHIM_EXPORT int close(int fd) {
 TFO_SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags) {
   unsigned fd;
 
+  if (tfo__nested)
+    return tfo__libc()->close_range(first, last, flags);
+  TFO__NEST();
   /* CLOSE_RANGE_CLOEXEC only marks the fds; they stay open until exec. */
   if (!(flags & CLOSE_RANGE_CLOEXEC))
     for (fd = first; fd <= last && fd < (1u << 20); fd++)
@@ -70,7 +76,7 @@ TFO_SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags) {
 TFO_SHIM_EXPORT int dup(int fd) {
   int saved, nfd = tfo__libc()->dup(fd);
 
-  if (nfd >= 0) {
+  if (nfd >= 0 && !tfo__nested) {
     saved = errno;
     tfo__fd_copy(fd, nfd);
     errno = saved;
@@ -88,6 +94,9 @@ static int dup_onto(int fd, int nfd, int rc) {
 }
 
 TFO_SHIM_EXPORT int dup2(int fd, int nfd) {
+  if (tfo__nested)
+    return tfo__libc()->dup2(fd, nfd);
+  TFO__NEST();
   /* nfd's old socket, if ours, is closed by this call. */
   if (fd != nfd && fcntl(fd, F_GETFD) >= 0)
     closing(nfd);
@@ -95,6 +104,9 @@ TFO_SHIM_EXPORT int dup2(int fd, int nfd) {
 }
 
 TFO_SHIM_EXPORT int dup3(int fd, int nfd, int flags) {
+  if (tfo__nested)
+    return tfo__libc()->dup3(fd, nfd, flags);
+  TFO__NEST();
   if (fd != nfd && fcntl(fd, F_GETFD) >= 0)
     closing(nfd);
   return dup_onto(fd, nfd, tfo__libc()->dup3(fd, nfd, flags));
@@ -106,7 +118,7 @@ TFO_SHIM_EXPORT int dup3(int fd, int nfd, int flags) {
 static int do_fcntl(int fd, int cmd, void *arg) {
   int saved, rc = tfo__libc()->fcntl(fd, cmd, arg);
 
-  if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+  if (rc >= 0 && !tfo__nested && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
     saved = errno;
     tfo__fd_copy(fd, rc);
     errno = saved;
@@ -131,7 +143,7 @@ TFO_SHIM_EXPORT int shutdown(int fd, int how) {
   struct tfo__fd *st = tfo__fd_peek(fd);
 
   /* The SYN must leave before a FIN can. */
-  if (st != NULL && atomic_load(&st->kind) == FD_DEFERRED)
+  if (!tfo__nested && st != NULL && atomic_load(&st->kind) == FD_DEFERRED)
     tfo__fd_release(fd, st);
   return tfo__libc()->shutdown(fd, how);
 }

@@ -31,13 +31,13 @@ struct tfo__fd *tfo__fd_get(int fd) {
   c = atomic_load_explicit(&tfo__fd_chunks[fd >> TFO__FD_CHUNK_BITS],
                            memory_order_acquire);
   if (c == NULL) {
-    c = calloc(TFO__FD_CHUNK_SIZE, sizeof(*c));
+    c = tfo__pages_alloc(TFO__FD_CHUNK_SIZE * sizeof(*c));
     if (c == NULL)
       return NULL;
     /* Two threads may race to install a chunk: one wins, the other frees. */
     if (!atomic_compare_exchange_strong(
             &tfo__fd_chunks[fd >> TFO__FD_CHUNK_BITS], &expect, c)) {
-      free(c);
+      tfo__pages_free(c, TFO__FD_CHUNK_SIZE * sizeof(*c));
       c = expect;
     }
   }
@@ -101,7 +101,20 @@ void tfo__fd_copy(int from, int to) {
   memcpy(&dst->addr, &src->addr, sizeof(dst->addr));
   dst->deferred_at = src->deferred_at;
   dst->tid = src->tid;
+  dst->shared = src->shared = 1;
+  dst->fork_gen = src->fork_gen;
   set_kind(dst, FD_DEFERRED);
+}
+
+int tfo__fd_syn_left(int fd, struct tfo__fd *st) {
+  struct tfo__tcpinfo ti;
+  int saved = errno, left;
+
+  if (!st->shared && st->fork_gen == atomic_load(&tfo__fork_gen))
+    return 0;
+  left = tfo__tcpinfo_get(fd, &ti) == 0 && ti.segs_out > 0;
+  errno = saved;
+  return left;
 }
 
 int tfo__fd_claim(struct tfo__fd *st) {
@@ -126,11 +139,18 @@ void tfo__fd_release(int fd, struct tfo__fd *st) {
     errno = saved;
     return;
   }
+  /* Another copy of the socket sent it already, and judges it. */
+  if (tfo__fd_syn_left(fd, st)) {
+    tfo__keeper_unhold(st, 1);
+    tfo__fd_clear(fd);
+    errno = saved;
+    return;
+  }
   /* A zero-length send releases the SYN with the cookie and no data; the
    * server accepts at once and anything it says first comes back. */
   if (tfo__libc()->send(fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
     tfo__log(TFO__LOG_DEBUG, "fd %d: releasing the SYN: %s", fd,
-             strerror(errno));
+             tfo__strerror(errno));
   else
     tfo__log(TFO__LOG_DEBUG, "fd %d: SYN released before any write", fd);
   st->syn_bytes = 0;

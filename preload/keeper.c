@@ -77,6 +77,7 @@ struct anchor {
   int64_t deadline;
   int cookie_sent;
   size_t syn_bytes;
+  uint64_t sock; /* the socket's SO_COOKIE */
   socklen_t addrlen;
   struct sockaddr_in6 addr;
 };
@@ -385,16 +386,30 @@ static void after_fork_child(void) {
   idle = 0;
 }
 
+static int atfork_done;
+_Atomic unsigned tfo__fork_gen;
+
+static void count_fork(void) {
+  atomic_fetch_add(&tfo__fork_gen, 1);
+}
+
+void tfo__keeper_prepare(void) {
+  pthread_mutex_lock(&lock);
+  if (!atfork_done &&
+      pthread_atfork(count_fork, NULL, after_fork_child) == 0)
+    atfork_done = 1;
+  pthread_mutex_unlock(&lock);
+}
+
 /* Starts the thread; lock held, descriptors open. */
 static void start_locked(void) {
-  static int atfork_done;
   pthread_attr_t attr;
   pthread_t tid;
   sigset_t all, old;
   int rc;
 
   if (!atfork_done) {
-    if (pthread_atfork(NULL, NULL, after_fork_child) != 0)
+    if (pthread_atfork(count_fork, NULL, after_fork_child) != 0)
       goto fail;
     atfork_done = 1;
   }
@@ -415,7 +430,7 @@ static void start_locked(void) {
   errno = rc;
 fail:
   tfo__log(TFO__LOG_ERROR, "no keeper thread (%s): held SYNs leave at "
-                           "the program's next call", strerror(errno));
+                           "the program's next call", tfo__strerror(errno));
   thread_state = -1;
 }
 
@@ -427,7 +442,7 @@ static int keeper(int reserve) {
 
   pthread_mutex_lock(&lock);
   if (thread_state >= 0 && atomic_load(&epfd) < 0 && open_fds() != 0)
-    tfo__log(TFO__LOG_ERROR, "keeper: %s", strerror(errno));
+    tfo__log(TFO__LOG_ERROR, "keeper: %s", tfo__strerror(errno));
   if (thread_state == 0 && atomic_load(&epfd) >= 0)
     start_locked();
   if (idle) {
@@ -504,6 +519,7 @@ static int anchor(int fd, struct tfo__fd *st, int mode, int owner) {
   a->deadline = tfo__shim_now_ms() + ANCHOR_MS;
   a->cookie_sent = st->cookie_sent;
   a->syn_bytes = st->syn_bytes;
+  a->sock = st->sock;
   a->addrlen = st->addrlen;
   memcpy(&a->addr, &st->addr, sizeof(a->addr));
   /* The owner is set before the anchor is visible (fd1). */
@@ -549,12 +565,39 @@ void tfo__keeper_hold(int fd, struct tfo__fd *st) {
   atomic_store(&st->anchor, i + 1);
 }
 
+/* st's SYN left through st (its first write or release), which is judged:
+ * an anchor of the same socket that another copy left behind (the program
+ * closed the original after a dup, or before a forked child wrote) only
+ * keeps the socket now, so that one connection gets one verdict. */
+static void guard_copies(const struct tfo__fd *st) {
+  struct anchor *a;
+  int i, fd, mode;
+
+  if (atomic_load(&anchor_count) == 0 || st->sock == 0)
+    return;
+  for (i = 0; i < ANCHORS; i++) {
+    a = &anchors[i];
+    if ((fd = atomic_load(&a->fd1) - 1) < 0 || a->sock != st->sock)
+      continue;
+    mode = atomic_load(&a->mode);
+    if (mode == A_GUARD || a->owner == st ||
+        !atomic_compare_exchange_strong(&a->mode, &mode, A_GUARD))
+      continue;
+    a->deadline = tfo__shim_now_ms() + ANCHOR_MS;
+    if (watch_anchor(i, fd) == 0)
+      wake(a->deadline);
+  }
+}
+
 void tfo__keeper_unhold(struct tfo__fd *st, int drop) {
   struct anchor *a;
   int fd, mode = A_HELD, saved = errno;
 
-  if (atomic_load(&st->anchor) == 0)
+  guard_copies(st);
+  if (atomic_load(&st->anchor) == 0) {
+    errno = saved;
     return;
+  }
   a = anchor_of(st, &fd);
   atomic_store(&st->anchor, 0);
   if (a == NULL)

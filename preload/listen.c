@@ -25,13 +25,17 @@ TFO_SHIM_EXPORT int listen(int fd, int backlog) {
   int qlen;
   socklen_t len = sizeof(qlen);
 
+  if (tfo__nested)
+    return tfo__libc()->listen(fd, backlog);
+  TFO__NEST();
   if (!cfg->disabled && cfg->server && is_inet_tcp(fd) &&
       getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, &len) == 0 &&
       qlen == 0) {
     /* A listener that chose its own TFO queue keeps it (qlen != 0). */
     qlen = cfg->qlen;
     if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen)) != 0)
-      tfo__log(TFO__LOG_INFO, "listen(%d): TCP_FASTOPEN not set: %m", fd);
+      tfo__log(TFO__LOG_INFO, "listen(%d): TCP_FASTOPEN not set: %s", fd,
+               tfo__strerror(errno));
     else
       tfo__log(TFO__LOG_DEBUG, "listen(%d): TCP_FASTOPEN qlen %d", fd, qlen);
   }

@@ -44,6 +44,7 @@ static struct timespec ms_ts(int ms) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 static void release_readers(const struct pollfd *fds, nfds_t n) {
+  TFO__NEST();
   struct tfo__fd *st;
   nfds_t i;
 
@@ -76,6 +77,8 @@ static int ppoll_racing(struct pollfd *fds, nfds_t n,
 }
 
 TFO_SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
+  if (tfo__nested)
+    return tfo__libc()->poll(fds, n, timeout);
   if (!tfo__shim_idle() && fds != NULL)
     release_readers(fds, n);
   if (racing()) {
@@ -88,6 +91,8 @@ TFO_SHIM_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
 
 TFO_SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n,
                           const struct timespec *ts, const sigset_t *mask) {
+  if (tfo__nested)
+    return tfo__libc()->ppoll(fds, n, ts, mask);
   if (!tfo__shim_idle() && fds != NULL)
     release_readers(fds, n);
   if (racing())
@@ -97,6 +102,8 @@ TFO_SHIM_EXPORT int ppoll(struct pollfd *fds, nfds_t n,
 
 TFO_SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
                                size_t fdslen) {
+  if (tfo__nested)
+    return tfo__libc()->poll_chk(fds, n, timeout, fdslen);
   /* Only an array as long as n is read: libc's check reports the rest. */
   if (!tfo__shim_idle() && fds != NULL && fdslen / sizeof(*fds) >= n)
     release_readers(fds, n);
@@ -111,6 +118,7 @@ TFO_SHIM_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
 /* select and pselect: the same, for a held socket in the read set and not
  * in the write set. */
 static void release_selected(int n, const fd_set *rd, const fd_set *wr) {
+  TFO__NEST();
   struct tfo__fd *st;
   int fd;
 
@@ -160,6 +168,8 @@ static int pselect_racing(int n, fd_set *rd, fd_set *wr, fd_set *ex,
 
 TFO_SHIM_EXPORT int select(int n, fd_set *rd, fd_set *wr, fd_set *ex,
                            struct timeval *tv) {
+  if (tfo__nested)
+    return tfo__libc()->select(n, rd, wr, ex, tv);
   if (!tfo__shim_idle() && n > 0)
     release_selected(n, rd, wr);
   if (racing() && n >= 0 && n <= FD_SETSIZE) {
@@ -190,6 +200,8 @@ TFO_SHIM_EXPORT int select(int n, fd_set *rd, fd_set *wr, fd_set *ex,
 
 TFO_SHIM_EXPORT int pselect(int n, fd_set *rd, fd_set *wr, fd_set *ex,
                             const struct timespec *ts, const sigset_t *mask) {
+  if (tfo__nested)
+    return tfo__libc()->pselect(n, rd, wr, ex, ts, mask);
   if (!tfo__shim_idle() && n > 0)
     release_selected(n, rd, wr);
   if (racing() && n >= 0 && n <= FD_SETSIZE)
@@ -203,7 +215,7 @@ TFO_SHIM_EXPORT int pselect(int n, fd_set *rd, fd_set *wr, fd_set *ex,
  * reports the socket writable and the program writes; one that waits
  * again without writing waits for the server. */
 TFO_SHIM_EXPORT int epoll_ctl(int ep, int op, int fd, struct epoll_event *ev) {
-  struct tfo__fd *st;
+  struct tfo__fd *st; /* atomics only: safe at any depth */
 
   if (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) != 0 &&
       (st = tfo__fd_peek(fd)) != NULL &&
@@ -232,8 +244,10 @@ static int release_waiter(int fd, struct tfo__fd *st, void *arg) {
 }
 
 static void release_waiters(int ep, int timeout) {
-  if (timeout != 0 && !tfo__shim_idle())
+  if (timeout != 0 && !tfo__shim_idle()) {
+    TFO__NEST();
     tfo__fd_each_deferred(release_waiter, &ep);
+  }
 }
 
 /* The epoll family while a race is armed: epoll_pwait's arguments, with
@@ -257,6 +271,8 @@ static int epoll_racing(int ep, struct epoll_event *evs, int n, int timeout,
 
 TFO_SHIM_EXPORT int epoll_wait(int ep, struct epoll_event *evs, int n,
                                int timeout) {
+  if (tfo__nested)
+    return tfo__libc()->epoll_wait(ep, evs, n, timeout);
   release_waiters(ep, timeout);
   if (racing())
     return epoll_racing(ep, evs, n, timeout, NULL, NULL);
@@ -265,6 +281,8 @@ TFO_SHIM_EXPORT int epoll_wait(int ep, struct epoll_event *evs, int n,
 
 TFO_SHIM_EXPORT int epoll_pwait(int ep, struct epoll_event *evs, int n,
                                 int timeout, const sigset_t *mask) {
+  if (tfo__nested)
+    return tfo__libc()->epoll_pwait(ep, evs, n, timeout, mask);
   release_waiters(ep, timeout);
   if (racing())
     return epoll_racing(ep, evs, n, timeout, NULL, mask);
@@ -274,6 +292,8 @@ TFO_SHIM_EXPORT int epoll_pwait(int ep, struct epoll_event *evs, int n,
 TFO_SHIM_EXPORT int epoll_pwait2(int ep, struct epoll_event *evs, int n,
                                  const struct timespec *ts,
                                  const sigset_t *mask) {
+  if (tfo__nested)
+    return tfo__libc()->epoll_pwait2(ep, evs, n, ts, mask);
   release_waiters(ep, ts != NULL && ts->tv_sec == 0 && ts->tv_nsec == 0 ? 0
                                                                         : -1);
   if (racing())

@@ -193,7 +193,7 @@ static void restart(int fd, struct tfo__fd *st) {
     /* The socket is left as the failed connect left it: the program hears
      * the error at its next call, as after a plain connect's failure. */
     tfo__log(TFO__LOG_INFO, "fd %d: no plain connection in place: %s", fd,
-             strerror(errno));
+             tfo__strerror(errno));
     tfo__fd_clear(fd);
     errno = saved;
     return;
@@ -267,7 +267,7 @@ enum tfo__settle tfo__settle_restarted(int fd, struct tfo__fd *st) {
   }
   if (reset) { /* a plain connection answered where a data SYN was reset */
     if (tfo__cache_record(sa, st->addrlen, TFO__EV_RESET, 0) != 0)
-      tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", strerror(errno));
+      tfo__log(TFO__LOG_DEBUG, "cache not updated: %s", tfo__strerror(errno));
     tfo__shim_count(TFO_OUTCOME_FALLBACK);
   } else {
     tfo__shim_count(tfo__judge_restarted(&ti, sa, st->addrlen, st->race_ms));
@@ -282,8 +282,15 @@ void tfo__wait_start(struct tfo__wait *w, int timeout_ms) {
 }
 
 int tfo__wait_next(struct tfo__wait *w, int *own) {
-  int due = tfo__race_due();
   int64_t left;
+  int due;
+
+  {
+    /* The shim's work between waits; the waits themselves are the
+     * program's (a signal handler that runs in one gets the shim). */
+    TFO__NEST();
+    due = tfo__race_due();
+  }
 
   *own = 1;
   if (w->end < 0) {

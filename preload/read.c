@@ -47,18 +47,21 @@ static void before_read(int fd) {
 
 static ssize_t __attribute__((noinline))
 read_slow(int fd, void *buf, size_t n) {
+  TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->read(fd, buf, n));
 }
 
 static ssize_t __attribute__((noinline))
 readv_slow(int fd, const struct iovec *iov, int cnt) {
+  TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->readv(fd, iov, cnt));
 }
 
 static ssize_t __attribute__((noinline))
 recv_slow(int fd, void *buf, size_t n, int flags) {
+  TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->recv(fd, buf, n, flags));
 }
@@ -66,12 +69,14 @@ recv_slow(int fd, void *buf, size_t n, int flags) {
 static ssize_t __attribute__((noinline))
 recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
               socklen_t *len) {
+  TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->recvfrom(fd, buf, n, flags, sa, len));
 }
 
 static ssize_t __attribute__((noinline))
 recvmsg_slow(int fd, struct msghdr *msg, int flags) {
+  TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->recvmsg(fd, msg, flags));
 }
@@ -112,12 +117,18 @@ TFO_SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
 /* _FORTIFY_SOURCE builds call these instead; the buffer checks stay
  * libc's. */
 TFO_SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen) {
+  if (tfo__nested)
+    return tfo__libc()->read_chk(fd, buf, n, buflen);
+  TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->read_chk(fd, buf, n, buflen));
 }
 
 TFO_SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
                                    int flags) {
+  if (tfo__nested)
+    return tfo__libc()->recv_chk(fd, buf, n, buflen, flags);
+  TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->recv_chk(fd, buf, n, buflen, flags));
 }
@@ -125,6 +136,9 @@ TFO_SHIM_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
 TFO_SHIM_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n,
                                        size_t buflen, int flags,
                                        struct sockaddr *sa, socklen_t *len) {
+  if (tfo__nested)
+    return tfo__libc()->recvfrom_chk(fd, buf, n, buflen, flags, sa, len);
+  TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->recvfrom_chk(fd, buf, n, buflen, flags, sa, len));
 }

@@ -8,9 +8,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "cache.h"
+#include "log.h"
 #include "shim.h"
 #include "sys.h"
 
+_Thread_local int tfo__nested __attribute__((tls_model("initial-exec")));
 struct tfo__libc tfo__libc_table;
 _Atomic int tfo__libc_ready;
 static pthread_once_t libc_once = PTHREAD_ONCE_INIT;
@@ -97,4 +100,20 @@ static void resolve(void) {
 
 void tfo__libc_resolve(void) {
   pthread_once(&libc_once, resolve);
+}
+
+/* Everything the shim sets up once is set up at load, before the program
+ * runs: a pthread_once (or pthread_atfork) first reached inside a signal
+ * handler that interrupted the same one on its thread would wait for
+ * itself. Calls made before this runs (another library's constructor)
+ * still find each once-guard on their own. */
+__attribute__((constructor)) static void load(void) {
+  int saved = errno;
+
+  tfo__libc_resolve();
+  (void)tfo__shim_config();
+  (void)tfo__log_level();
+  tfo__cache_prepare();
+  tfo__keeper_prepare();
+  errno = saved;
 }

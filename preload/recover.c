@@ -129,7 +129,7 @@ void tfo__fd_keep_first(struct tfo__fd *st, const struct iovec *iov, int cnt,
   size_t off = 0, k;
   int i;
 
-  if (n == 0 || n > TFO__SHIM_KEEP_MAX || (copy = malloc(n)) == NULL)
+  if (n == 0 || (copy = tfo__kept_alloc(n)) == NULL)
     return;
   for (i = 0; i < cnt && off < n; i++) {
     k = iov[i].iov_len < n - off ? iov[i].iov_len : n - off;
@@ -137,11 +137,11 @@ void tfo__fd_keep_first(struct tfo__fd *st, const struct iovec *iov, int cnt,
     off += k;
   }
   st->first_len = n;
-  free(swap_first(st, copy));
+  tfo__kept_free(swap_first(st, copy));
 }
 
 void tfo__fd_drop_first(struct tfo__fd *st) {
-  free(swap_first(st, NULL));
+  tfo__kept_free(swap_first(st, NULL));
 }
 
 static int nonblocking(int fd) {
@@ -210,12 +210,12 @@ int tfo__fd_recover(int fd, int err) {
   }
   if (tfo__fd_reconnect(fd, st, first, st->first_len) != 0) {
     /* Refused plainly too: the port is closed; the program hears so. */
-    free(first);
+    tfo__kept_free(first);
     tfo__fd_clear(fd);
     errno = saved;
     return 0;
   }
-  free(first);
+  tfo__kept_free(first);
   errno = saved;
   return 1;
 }
@@ -257,7 +257,7 @@ int tfo__fd_resend_first(int fd, struct tfo__fd *st) {
     off += (size_t)n;
   }
   e = errno;
-  free(swap_first(st, NULL));
+  tfo__kept_free(swap_first(st, NULL));
   atomic_store(&st->resending, 0);
   errno = e;
   return off < len ? -1 : 0;

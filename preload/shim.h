@@ -171,6 +171,10 @@ struct tfo__fd {
                           * events for an older connection are ignored */
   uint64_t sock;         /* the socket's SO_COOKIE: who this entry is for */
   int64_t deferred_at;   /* when connect deferred the SYN (0: it did not) */
+  /* Another copy of the socket may send its SYN: a dup (shared), or a
+   * fork since connect (fork_gen != tfo__fork_gen). */
+  int shared;
+  unsigned fork_gen;
   pid_t tid;             /* the thread that connected */
   int cookie_sent;       /* the SYN carries (or will carry) a cookie */
   size_t syn_bytes;      /* data handed over with the SYN */
@@ -273,6 +277,14 @@ int tfo__fd_expire(int64_t now);
 
 /* A held SYN now waits on fd (its grace ends TFO__SHIM_GRACE_MS from now):
  * the keeper is started, or woken, to release it on time. */
+/* Registers the keeper's fork handlers; at load (real.c). */
+void tfo__keeper_prepare(void);
+/* Forks so far, counted in the parent before each (and so inherited). */
+extern _Atomic unsigned tfo__fork_gen;
+/* 1 when fd's SYN already left through another copy of the socket (a dup
+ * or a forked process's): its first write is then not ours to judge.
+ * Asks the kernel only when another copy may exist. */
+int tfo__fd_syn_left(int fd, struct tfo__fd *st);
 void tfo__keeper_defer(void);
 /* fd's SYN left: the keeper judges the connection when its handshake ends.
  * If the keeper cannot run (no thread, no memory), the connection is
@@ -317,18 +329,48 @@ enum tfo__settle tfo__settle(int fd, const struct sockaddr_in6 *addr,
 /* How many fds keep first bytes: reads skip the check when none does. */
 extern _Atomic int tfo__kept_count;
 
-/* Nothing to do for any fd: no SYN held, no first bytes kept. The usual
- * state, so every intercepted read and write checks it first (two loads)
- * and otherwise goes straight to libc. */
+/* How deep this thread is inside the shim. A signal handler that
+ * interrupts the shim and calls an intercepted function finds it non-zero
+ * and goes straight to libc, so it never waits for a lock its own thread
+ * holds (async-signal safety; what the shim does outside of that takes no
+ * lock a handler could find held and allocates nothing). initial-exec:
+ * read without __tls_get_addr, which may allocate. */
+extern _Thread_local int tfo__nested __attribute__((tls_model("initial-exec")));
+
+static inline void tfo__unnest(int *unused) {
+  (void)unused;
+  tfo__nested--;
+}
+
+/* The rest of the enclosing block runs inside the shim: every exported
+ * call that does more than pass through starts with
+ *   if (tfo__nested) return <libc's call>;  TFO__NEST();  */
+#define TFO__NEST()                                                            \
+  int tfo__nest_ __attribute__((cleanup(tfo__unnest), unused)) = tfo__nested++
+
+/* Nothing to do for any fd: no SYN held, no first bytes kept, or a call
+ * made from inside the shim (a signal handler's). The usual state, so
+ * every intercepted read and write checks it first (three loads) and
+ * otherwise goes straight to libc. */
 static inline int tfo__shim_idle(void) {
   return __builtin_expect(
       (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) |
-       atomic_load_explicit(&tfo__kept_count, memory_order_relaxed)) == 0,
+       atomic_load_explicit(&tfo__kept_count, memory_order_relaxed) |
+       tfo__nested) == 0,
       1);
 }
 
 /* Larger first writes are not kept (a SYN carries at most one MSS). */
 #define TFO__SHIM_KEEP_MAX 65536
+
+/* mem.c: memory without malloc (async-signal-safe). Pages: n bytes of
+ * zeroed anonymous memory, NULL on failure; freed with the same n. Kept
+ * bytes: room for n <= TFO__SHIM_KEEP_MAX bytes, freed by pointer. errno
+ * is kept by all four. */
+void *tfo__pages_alloc(size_t n);
+void tfo__pages_free(void *p, size_t n);
+char *tfo__kept_alloc(size_t n);
+void tfo__kept_free(char *p);
 
 /* The plain socket s takes the program's descriptor number fd, with fd's
  * O_NONBLOCK and FD_CLOEXEC; s is closed either way. 0, or -1 with errno. */

@@ -134,6 +134,12 @@ static void settle(int fd, struct tfo__fd *st, int kind) {
   do {                                                                         \
     ssize_t r_;                                                                \
     int e_, saved = errno;                                                     \
+    if (tfo__fd_syn_left(fd, st)) { /* another copy's SYN, judged there */    \
+      tfo__keeper_unhold(st, 1);                                               \
+      settle(fd, st, FD_NONE);                                                 \
+      errno = saved;                                                           \
+      return (op);                                                             \
+    }                                                                          \
     if (blocking(fd, flags)) {                                                 \
       tfo__keeper_unhold(st, 1); /* the machine owns the socket */             \
       r_ = first_write_blocking(fd, st, iov, cnt, flags);                      \
@@ -170,6 +176,7 @@ static void settle(int fd, struct tfo__fd *st, int kind) {
 
 static ssize_t __attribute__((noinline))
 write_slow(int fd, const void *buf, size_t n) {
+  TFO__NEST();
   struct tfo__fd *st = claim(fd);
 
   if (st == NULL)
@@ -183,6 +190,7 @@ write_slow(int fd, const void *buf, size_t n) {
 
 static ssize_t __attribute__((noinline))
 writev_slow(int fd, const struct iovec *iov, int cnt) {
+  TFO__NEST();
   struct tfo__fd *st = claim(fd);
 
   if (st == NULL)
@@ -192,6 +200,7 @@ writev_slow(int fd, const struct iovec *iov, int cnt) {
 
 static ssize_t __attribute__((noinline))
 send_slow(int fd, const void *buf, size_t n, int flags) {
+  TFO__NEST();
   struct tfo__fd *st = claim(fd);
 
   if (st == NULL)
@@ -206,6 +215,7 @@ send_slow(int fd, const void *buf, size_t n, int flags) {
 static ssize_t __attribute__((noinline))
 sendto_slow(int fd, const void *buf, size_t n, int flags,
             const struct sockaddr *sa, socklen_t len) {
+  TFO__NEST();
   struct tfo__fd *st = claim(fd);
 
   if (st == NULL)
@@ -243,6 +253,7 @@ static void release_passed(const struct msghdr *msg) {
 
 static ssize_t __attribute__((noinline))
 sendmsg_slow(int fd, const struct msghdr *msg, int flags) {
+  TFO__NEST();
   struct tfo__fd *st;
 
   if (msg != NULL && msg->msg_control != NULL &&
@@ -294,7 +305,7 @@ TFO_SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
 TFO_SHIM_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n) {
   struct tfo__fd *st = tfo__fd_peek(out);
 
-  if (st != NULL && atomic_load(&st->kind) == FD_DEFERRED)
+  if (!tfo__nested && st != NULL && atomic_load(&st->kind) == FD_DEFERRED)
     tfo__fd_release(out, st);
   return tfo__libc()->sendfile(out, in, off, n);
 }
@@ -306,6 +317,8 @@ TFO_SHIM_EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out,
                                size_t n, unsigned flags) {
   struct tfo__fd *st;
 
+  if (tfo__nested)
+    return tfo__libc()->splice(in, off_in, out, off_out, n, flags);
   if ((st = tfo__fd_peek(out)) != NULL && atomic_load(&st->kind) == FD_DEFERRED)
     tfo__fd_release(out, st);
   if ((st = tfo__fd_peek(in)) != NULL && atomic_load(&st->kind) == FD_DEFERRED)

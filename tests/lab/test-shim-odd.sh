@@ -24,7 +24,14 @@ TFOCTL=$top_builddir/tools/tfoctl
 [ -x "$TFOCTL" ] || { echo "SKIP: $TFOCTL not built"; exit 77; }
 
 RTT=20
-SCENARIOS="close fork exec signal fcntl"
+# ODD_SCENARIOS: a subset (repeated runs of one scenario, tests/README).
+SCENARIOS=${ODD_SCENARIOS:-close fork exec signal fcntl}
+for scen in $SCENARIOS; do
+  case $scen in close | fork | exec | signal | fcntl) ;;
+  *) echo "ODD_SCENARIOS: unknown scenario '$scen' (close fork exec signal fcntl)" >&2
+     exit 99 ;;
+  esac
+done
 lab_up --rtt "$RTT" || exit 99
 lab_server_bg -p 8000 -q 64 >"$LAB_DIR/srv4.log" 2>&1
 lab_server_bg -p 8001 -q 64 -b HI >"$LAB_DIR/srv4b.log" 2>&1

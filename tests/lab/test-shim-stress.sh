@@ -24,7 +24,7 @@ rise=$(( $(lab_counter c TCPFastOpenActive) - a0 ))
 echo "16 threads x 150 connections: $out, TCPFastOpenActive +$rise"
 head -n 5 "$LAB_DIR/err"
 lab_check "16 threads x 150 connections with fd churn and forks: $out" \
-  test "$out" = "ok=2412 errors=0"
-lab_check_range "TFO used by most connections" "$rise" 2000 2412
+  test "$out" = "ok=2424 errors=0"
+lab_check_range "TFO used by most connections" "$rise" 2000 2418
 
 lab_finish

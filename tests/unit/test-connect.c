@@ -245,7 +245,7 @@ static void decode_table(void **state) {
   (void)state;
   for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
     struct tfo__tcpinfo ti = {ST_ESTABLISHED, rows[i].options,
-                              rows[i].client_fail, 50000, rows[i].retrans, 1};
+                              rows[i].client_fail, 50000, rows[i].retrans, 1, 1};
     enum tfo__event ev = 0;
 
     assert_int_equal(tfo__decode_outcome(rows[i].cookie_sent,
@@ -321,7 +321,7 @@ static void judge_restarted_table(void **state) {
   (void)state;
   for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
     struct tfo__tcpinfo ti = {ST_ESTABLISHED, 0, 0, rows[i].rtt_us,
-                              rows[i].retrans, 1};
+                              rows[i].retrans, 1, 1};
 
     k.recorded = 0;
     k.last_event = 0;
