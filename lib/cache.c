@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "connect.h"
 #include "sys.h"
 #include "log.h"
 
@@ -1015,11 +1016,15 @@ int tfo__cache_lookup(const struct sockaddr *sa, socklen_t len,
   return 0;
 }
 
+#define FLOOR_RTT_US                                                           \
+  ((uint32_t)TFO__FALLBACK_MIN_MS * 1000u / TFO__FALLBACK_RTT_FACTOR)
+
 /* A good destination staying good, the common case on every connect:
  * rewriting its entry would take the file lock for nothing. Only a change
  * is written: another event, a failure or skip to clear, or an RTT that
  * moved by more than an eighth (within that, smoothing would barely move
- * it). A lockless lookup decides. */
+ * it; below the fallback delay's floor it changes nothing at all). A
+ * lockless lookup decides. */
 static int still_good(const struct sockaddr *sa, socklen_t len,
                       uint32_t rtt_us) {
   struct tfo__verdict v;
@@ -1032,6 +1037,9 @@ static int still_good(const struct sockaddr *sa, socklen_t len,
       v.failures != 0 || v.skip || v.expires_ms != 0 || v.rtt_us == 0 ||
       rtt_us == 0)
     return 0;
+  /* Below this, the fallback delay is its floor whatever the RTT. */
+  if (rtt_us <= FLOOR_RTT_US && v.rtt_us <= FLOOR_RTT_US)
+    return 1;
   d = rtt_us > v.rtt_us ? rtt_us - v.rtt_us : v.rtt_us - rtt_us;
   return d <= v.rtt_us / 8;
 }

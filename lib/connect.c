@@ -600,14 +600,15 @@ int tfo_conn_step(tfo_conn *c, struct tfo_watch *w) {
 }
 
 static void conn_free(struct tfo_conn *c) {
-  if (c->iov != c->iov_in)
+  if (c->iov != c->iov_in && !c->in_storage)
     free(c->iov);
   if (!c->in_storage)
     free(c);
 }
 
-/* Validates and allocates (in *storage when given: nothing from malloc
- * for up to 4 buffers); NULL with errno. */
+/* Validates and allocates (in *storage when given: nothing from malloc,
+ * and more than 4 buffers are the caller's own array, which outlives the
+ * machine there); NULL with errno. */
 static struct tfo_conn *conn_new(const struct sockaddr *addr,
                                  socklen_t addrlen, const struct iovec *iov,
                                  int iovcnt,
@@ -632,6 +633,8 @@ static struct tfo_conn *conn_new(const struct sockaddr *addr,
   }
   if (iovcnt <= (int)(sizeof(c->iov_in) / sizeof(c->iov_in[0])))
     c->iov = c->iov_in;
+  else if (storage != NULL)
+    c->iov = (struct iovec *)iov; /* the shim's: async-signal-safe */
   else
     c->iov = malloc(sizeof(*iov) * (size_t)iovcnt);
   if (c->iov == NULL) {
@@ -639,7 +642,7 @@ static struct tfo_conn *conn_new(const struct sockaddr *addr,
     errno = ENOMEM;
     return NULL;
   }
-  if (iovcnt > 0)
+  if (iovcnt > 0 && c->iov != iov)
     memcpy(c->iov, iov, sizeof(*iov) * (size_t)iovcnt);
   c->iovcnt = iovcnt;
   c->total = (size_t)total;

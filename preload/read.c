@@ -47,6 +47,8 @@ static void before_read(int fd) {
 
 static ssize_t __attribute__((noinline))
 read_slow(int fd, void *buf, size_t n) {
+  if (tfo__nested)
+    return tfo__libc()->read(fd, buf, n);
   TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->read(fd, buf, n));
@@ -54,6 +56,8 @@ read_slow(int fd, void *buf, size_t n) {
 
 static ssize_t __attribute__((noinline))
 readv_slow(int fd, const struct iovec *iov, int cnt) {
+  if (tfo__nested)
+    return tfo__libc()->readv(fd, iov, cnt);
   TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->readv(fd, iov, cnt));
@@ -61,6 +65,8 @@ readv_slow(int fd, const struct iovec *iov, int cnt) {
 
 static ssize_t __attribute__((noinline))
 recv_slow(int fd, void *buf, size_t n, int flags) {
+  if (tfo__nested)
+    return tfo__libc()->recv(fd, buf, n, flags);
   TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->recv(fd, buf, n, flags));
@@ -69,6 +75,8 @@ recv_slow(int fd, void *buf, size_t n, int flags) {
 static ssize_t __attribute__((noinline))
 recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
               socklen_t *len) {
+  if (tfo__nested)
+    return tfo__libc()->recvfrom(fd, buf, n, flags, sa, len);
   TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->recvfrom(fd, buf, n, flags, sa, len));
@@ -76,6 +84,8 @@ recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
 
 static ssize_t __attribute__((noinline))
 recvmsg_slow(int fd, struct msghdr *msg, int flags) {
+  if (tfo__nested)
+    return tfo__libc()->recvmsg(fd, msg, flags);
   TFO__NEST();
   before_read(fd);
   READ(fd, tfo__libc()->recvmsg(fd, msg, flags));

@@ -348,15 +348,14 @@ static inline void tfo__unnest(int *unused) {
 #define TFO__NEST()                                                            \
   int tfo__nest_ __attribute__((cleanup(tfo__unnest), unused)) = tfo__nested++
 
-/* Nothing to do for any fd: no SYN held, no first bytes kept, or a call
- * made from inside the shim (a signal handler's). The usual state, so
- * every intercepted read and write checks it first (three loads) and
- * otherwise goes straight to libc. */
+/* Nothing to do for any fd: no SYN held, no first bytes kept. The usual
+ * state, so every intercepted read and write checks it first (two loads)
+ * and otherwise goes straight to libc; the out-of-line rest checks
+ * tfo__nested first. */
 static inline int tfo__shim_idle(void) {
   return __builtin_expect(
       (atomic_load_explicit(&tfo__deferred_count, memory_order_relaxed) |
-       atomic_load_explicit(&tfo__kept_count, memory_order_relaxed) |
-       tfo__nested) == 0,
+       atomic_load_explicit(&tfo__kept_count, memory_order_relaxed)) == 0,
       1);
 }
 

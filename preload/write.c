@@ -176,6 +176,8 @@ static void settle(int fd, struct tfo__fd *st, int kind) {
 
 static ssize_t __attribute__((noinline))
 write_slow(int fd, const void *buf, size_t n) {
+  if (tfo__nested)
+    return tfo__libc()->write(fd, buf, n);
   TFO__NEST();
   struct tfo__fd *st = claim(fd);
 
@@ -190,6 +192,8 @@ write_slow(int fd, const void *buf, size_t n) {
 
 static ssize_t __attribute__((noinline))
 writev_slow(int fd, const struct iovec *iov, int cnt) {
+  if (tfo__nested)
+    return tfo__libc()->writev(fd, iov, cnt);
   TFO__NEST();
   struct tfo__fd *st = claim(fd);
 
@@ -200,6 +204,8 @@ writev_slow(int fd, const struct iovec *iov, int cnt) {
 
 static ssize_t __attribute__((noinline))
 send_slow(int fd, const void *buf, size_t n, int flags) {
+  if (tfo__nested)
+    return tfo__libc()->send(fd, buf, n, flags);
   TFO__NEST();
   struct tfo__fd *st = claim(fd);
 
@@ -215,6 +221,8 @@ send_slow(int fd, const void *buf, size_t n, int flags) {
 static ssize_t __attribute__((noinline))
 sendto_slow(int fd, const void *buf, size_t n, int flags,
             const struct sockaddr *sa, socklen_t len) {
+  if (tfo__nested)
+    return tfo__libc()->sendto(fd, buf, n, flags, sa, len);
   TFO__NEST();
   struct tfo__fd *st = claim(fd);
 
@@ -253,6 +261,8 @@ static void release_passed(const struct msghdr *msg) {
 
 static ssize_t __attribute__((noinline))
 sendmsg_slow(int fd, const struct msghdr *msg, int flags) {
+  if (tfo__nested)
+    return tfo__libc()->sendmsg(fd, msg, flags);
   TFO__NEST();
   struct tfo__fd *st;
 

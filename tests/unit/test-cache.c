@@ -603,24 +603,41 @@ static void rtt_is_smoothed(void **state) {
   assert_int_equal(rec(SA(a), TFO__EV_COOKIE_GRANTED, 0), 0);
   assert_int_equal(look(SA(a), &v), 0);
   assert_int_equal(v.rtt_us, 0);
-  assert_int_equal(rec(SA(a), TFO__EV_DATA_ACKED, 1000), 0);
+  assert_int_equal(rec(SA(a), TFO__EV_DATA_ACKED, 10000), 0);
   assert_int_equal(look(SA(a), &v), 0);
-  assert_int_equal(v.rtt_us, 1000);
-  assert_int_equal(rec(SA(a), TFO__EV_DATA_ACKED, 2000), 0);
+  assert_int_equal(v.rtt_us, 10000);
+  assert_int_equal(rec(SA(a), TFO__EV_DATA_ACKED, 20000), 0);
   assert_int_equal(look(SA(a), &v), 0);
-  assert_int_equal(v.rtt_us, 1250); /* (3 * 1000 + 2000) / 4 */
+  assert_int_equal(v.rtt_us, 12500); /* (3 * 10000 + 20000) / 4 */
   assert_int_equal(rec(SA(a), TFO__EV_DATA_ACKED, 0), 0); /* unknown: kept */
   assert_int_equal(look(SA(a), &v), 0);
-  assert_int_equal(v.rtt_us, 1250);
+  assert_int_equal(v.rtt_us, 12500);
   /* The plain connect after a blackhole measured the path too. */
-  assert_int_equal(rec(SA(a), TFO__EV_BLACKHOLE, 5250), 0);
+  assert_int_equal(rec(SA(a), TFO__EV_BLACKHOLE, 52500), 0);
   assert_int_equal(look(SA(a), &v), 0);
-  assert_int_equal(v.rtt_us, 2250);
+  assert_int_equal(v.rtt_us, 22500);
   /* Absurd values are ignored. */
   assert_int_equal(rec(SA(a), TFO__EV_DATA_ACKED, TFO__CACHE_RTT_MAX_US + 1),
                    0);
   assert_int_equal(look(SA(a), &v), 0);
-  assert_int_equal(v.rtt_us, 2250);
+  assert_int_equal(v.rtt_us, 22500);
+}
+
+/* Below the fallback delay's floor (3 RTT < TFO__FALLBACK_MIN_MS) the RTT
+ * changes nothing a connect does: a good destination's entry is left as it
+ * is (no file lock, no write) until the RTT rises above it. */
+static void rtt_below_floor_is_not_rewritten(void **state) {
+  struct sockaddr_in a = sin4("192.0.2.12", 80);
+  struct tfo__verdict v;
+
+  (void)state;
+  assert_int_equal(rec(SA(a), TFO__EV_DATA_ACKED, 1000), 0);
+  assert_int_equal(rec(SA(a), TFO__EV_DATA_ACKED, 2000), 0);
+  assert_int_equal(look(SA(a), &v), 0);
+  assert_int_equal(v.rtt_us, 1000);
+  assert_int_equal(rec(SA(a), TFO__EV_DATA_ACKED, 10000), 0);
+  assert_int_equal(look(SA(a), &v), 0);
+  assert_int_equal(v.rtt_us, 3250); /* (3 * 1000 + 10000) / 4 */
 }
 
 static void old_entries_are_forgotten(void **state) {
@@ -1753,6 +1770,7 @@ int main(void) {
       T(backoff_doubles_to_the_cap),
       T(good_events_clear),
       T(rtt_is_smoothed),
+      T(rtt_below_floor_is_not_rewritten),
       T(old_entries_are_forgotten),
       T(forget_and_clear),
       T(foreach_lists_entries),
