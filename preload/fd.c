@@ -12,6 +12,7 @@
 
 #include "cache.h"
 #include "shim.h"
+#include "tcpinfo.h"
 
 /* fd is about to be closed (or replaced). A socket whose SYN the shim
  * holds or delayed goes to the keeper, so that the server sees what it
@@ -20,6 +21,12 @@
  * child's, may still write its first bytes into it). Any other connection
  * is judged if its handshake ended; one the program gives up on in the
  * handshake says nothing about TFO. */
+static int syn_gone(int fd) {
+  struct tfo__tcpinfo ti;
+
+  return tfo__tcpinfo_get(fd, &ti) == 0 && ti.segs_out > 0;
+}
+
 static void closing(int fd) {
   struct tfo__fd *st = tfo__fd_peek(fd);
   int saved, kind;
@@ -31,6 +38,15 @@ static void closing(int fd) {
     tfo__fd_clear(fd);
     errno = saved;
     return;
+  }
+  /* Held by our table, yet gone: a write the program's signal handler
+   * made while its thread was inside the shim went straight to libc
+   * (tfo__nested), and the kernel sent the SYN with it. Judged as sent. */
+  if (kind == FD_DEFERRED && syn_gone(fd) && tfo__fd_claim(st)) {
+    tfo__keeper_unhold(st, 1);
+    st->syn_bytes = 0;
+    atomic_store(&st->kind, FD_SENT);
+    kind = FD_SENT;
   }
   if (kind == FD_DEFERRED) {
     (void)tfo__keeper_adopt(fd, st, 1);

@@ -573,7 +573,10 @@ static void guard_copies(const struct tfo__fd *st) {
   struct anchor *a;
   int i, fd, mode;
 
-  if (atomic_load(&anchor_count) == 0 || st->sock == 0)
+  /* Only a socket with copies (a dup, a fork since connect) can have an
+   * anchor that is not st's: no scan on the common path. */
+  if (atomic_load(&anchor_count) == 0 || st->sock == 0 ||
+      (!st->shared && st->fork_gen == atomic_load(&tfo__fork_gen)))
     return;
   for (i = 0; i < ANCHORS; i++) {
     a = &anchors[i];
