@@ -11,6 +11,11 @@
  * -m plain under LD_PRELOAD. Prints: conns=... ms=... rate=...
  * Run it in a lab namespace (127.0.0.1).
  *
+ *   connrate -S                      serve only: print the port, serve forever
+ *   connrate [-m MODE] -p PORT -n N  one client thread, exactly N cycles
+ *                                    against 127.0.0.1:PORT (for counting
+ *                                    system calls per cycle under strace)
+ *
  * SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 
@@ -30,6 +35,7 @@
 
 static struct sockaddr_in sa;
 static int lfd, api, ktfo;
+static long cycles = -1; /* -n: exactly this many cycles, no deadline */
 static double deadline;
 static atomic_long total, errors;
 static const char req[] = "GET /\n";
@@ -64,7 +70,7 @@ static void *client(void *arg) {
   long n = 0;
 
   (void)arg;
-  while (now_ms() < deadline) {
+  while (cycles >= 0 ? n < cycles : now_ms() < deadline) {
     int fd;
     ssize_t r;
     if (api) {
@@ -83,6 +89,8 @@ static void *client(void *arg) {
     }
     if (fd < 0) {
       atomic_fetch_add(&errors, 1);
+      if (cycles >= 0)
+        n++; /* counted: a cycle budget must end */
       continue;
     }
     while ((r = read(fd, b, sizeof(b))) > 0)
@@ -97,11 +105,11 @@ static void *client(void *arg) {
 int main(int argc, char **argv) {
   pthread_t th[256];
   socklen_t len = sizeof(sa);
-  int c, nthreads = 1, one = 1, qlen = 4096;
+  int c, nthreads = 1, one = 1, qlen = 4096, serve_only = 0, port = 0;
   long ms = 2000;
   double t0, t1;
 
-  while ((c = getopt(argc, argv, "m:t:d:")) != -1) {
+  while ((c = getopt(argc, argv, "m:t:d:n:p:S")) != -1) {
     switch (c) {
       case 'm':
         api = strcmp(optarg, "api") == 0;
@@ -109,16 +117,28 @@ int main(int argc, char **argv) {
         break;
       case 't': nthreads = atoi(optarg); break;
       case 'd': ms = atol(optarg); break;
+      case 'n': cycles = atol(optarg); break;
+      case 'p': port = atoi(optarg); break;
+      case 'S': serve_only = 1; break;
       default:
-        fprintf(stderr, "usage: connrate [-m plain|ktfo|api] [-t THREADS] [-d MS]\n");
+        fprintf(stderr, "usage: connrate [-m plain|ktfo|api] [-t THREADS] [-d MS]\n"
+                        "       connrate -S\n"
+                        "       connrate [-m plain|ktfo|api] -p PORT -n CYCLES\n");
         return 2;
     }
   }
   if (nthreads < 1 || nthreads > 128)
     nthreads = 1;
-  lfd = socket(AF_INET, SOCK_STREAM, 0);
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (port > 0 && port < 65536 && cycles >= 0) {
+    sa.sin_port = htons((uint16_t)port);
+    client(NULL);
+    printf("conns=%ld errors=%ld\n", cycles, atomic_load(&errors));
+    fflush(stdout);
+    _exit(atomic_load(&errors) != 0);
+  }
+  lfd = socket(AF_INET, SOCK_STREAM, 0);
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   setsockopt(lfd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen));
   if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
@@ -126,6 +146,11 @@ int main(int argc, char **argv) {
       getsockname(lfd, (struct sockaddr *)&sa, &len) != 0) {
     perror("connrate: listen");
     return 1;
+  }
+  if (serve_only) {
+    printf("port=%d\n", ntohs(sa.sin_port));
+    fflush(stdout);
+    server(NULL);
   }
   for (c = 0; c < nthreads; c++)
     pthread_create(&th[128 + c], NULL, server, NULL);

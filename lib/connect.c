@@ -329,6 +329,13 @@ enum tfo_outcome tfo__judge(int fd, const struct tfo__tcpinfo *known,
     ti = *known;
   else
     tfo__tcpinfo_get(fd, &ti);
+  /* The kernel had no cookie after all (the shim's connect expected one
+   * and the kernel asked for one instead, in a handshake of its own): the
+   * SYN carried a cookie request, and no data. */
+  if (cookie_sent && ti.client_fail == TFO__FAIL_COOKIE_UNAVAILABLE) {
+    cookie_sent = 0;
+    syn_bytes = 0;
+  }
   /* Only the kernel's cookie cache tells whether a cookie request was
    * answered with one; asked only when the answer feeds the cache. */
   if (!cookie_sent && use_cache)
@@ -738,9 +745,11 @@ int tfo_conn_finish(tfo_conn *c, struct tfo_result *r) {
     r->rtt_us = c->rtt_us; /* as the handshake ended */
   }
   fd = c->fd;
-  if (fd >= 0)
+  /* An adopted socket (the shim's) keeps the flags its owner gave it, and
+   * nobody asks tfo_result about it. */
+  if (fd >= 0 && c->adopted < 0)
     tfo__registry_put(fd, c->outcome);
-  if (fd >= 0 && !(c->flags & TFO_CONNECT_NONBLOCK)) {
+  if (fd >= 0 && c->adopted < 0 && !(c->flags & TFO_CONNECT_NONBLOCK)) {
     flags = tfo__sys.fcntl(fd, F_GETFL);
     if (flags >= 0)
       tfo__sys.fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);

@@ -34,10 +34,15 @@ static uint16_t port_of(const struct sockaddr *sa) {
                    : ((const struct sockaddr_in6 *)sa)->sin6_port);
 }
 
-/* Whether this connect is one to accelerate (the cache is asked later). */
-static int wanted(int fd, const struct sockaddr *sa, socklen_t len) {
+/* Whether this connect is one to accelerate (the cache is asked later);
+ * *know gets what is known of fd (TFO__KNOW_*, asked of the kernel and
+ * remembered when the table had nothing). */
+static int wanted(int fd, const struct sockaddr *sa, socklen_t len,
+                  struct tfo__fd **stp, unsigned *know) {
   const struct tfo__shim_config *cfg = tfo__shim_config();
-  int on = 0;
+  struct tfo__fd *st;
+  unsigned k;
+  int on = 0, fl;
   socklen_t olen = sizeof(on);
 
   if (cfg->disabled || !cfg->client || sa == NULL)
@@ -48,12 +53,29 @@ static int wanted(int fd, const struct sockaddr *sa, socklen_t len) {
   if (!tfo__ports_match(&cfg->ports, port_of(sa)) ||
       tfo__prefixes_match(&cfg->exclude, sa, len))
     return 0;
-  if (!tfo__shim_is_tcp(fd))
+  if ((st = tfo__fd_get(fd)) == NULL)
     return 0;
+  k = tfo__fd_known(st);
+  if (k == 0) {
+    /* Made out of our sight (inherited, received, a raw call) or copied:
+     * asked, and remembered for the next connect on it. */
+    if (!tfo__shim_is_tcp(fd) || (fl = tfo__libc()->fcntl(fd, F_GETFL)) < 0)
+      return 0;
+    k = TFO__KNOW_VALID | TFO__KNOW_TCP;
+    if (fl & O_NONBLOCK)
+      k |= TFO__KNOW_NONBLOCK;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &on, &olen) == 0 &&
+        on)
+      k |= TFO__KNOW_OWN_TFO;
+    atomic_store_explicit(&st->know,
+                          k | atomic_load(&tfo__fork_gen) << TFO__KNOW_SHIFT,
+                          memory_order_relaxed);
+  }
   /* A program that does TFO itself (curl --tcp-fastopen) is left alone. */
-  if (getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &on, &olen) == 0 &&
-      on)
+  if (!(k & TFO__KNOW_TCP) || (k & TFO__KNOW_OWN_TFO))
     return 0;
+  *stp = st;
+  *know = k;
   return 1;
 }
 
@@ -65,7 +87,7 @@ static int wanted(int fd, const struct sockaddr *sa, socklen_t len) {
  * the handshake when it ends. */
 static void note_started(int fd, struct tfo__fd *st, int deferred,
                          int known) {
-  st->sock = tfo__sock_cookie(fd);
+  st->sock = 0; /* pinned if the keeper ever acts on it (tfo__fd_pin) */
   st->shared = 0;
   st->fork_gen = atomic_load(&tfo__fork_gen);
   st->cookie_sent = deferred;
@@ -73,7 +95,7 @@ static void note_started(int fd, struct tfo__fd *st, int deferred,
   st->deferred_at = 0;
   if (deferred && known) {
     st->deferred_at = tfo__shim_now_ms();
-    st->tid = gettid();
+    st->tid = tfo__tid();
     atomic_fetch_add(&tfo__deferred_count, 1);
     atomic_store(&st->kind, FD_DEFERRED);
     tfo__keeper_hold(fd, st);
@@ -168,56 +190,16 @@ static int connect_blocking(int fd, struct tfo__fd *st,
   return 0;
 }
 
-TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
-                            socklen_t len) {
-  const struct tfo__libc *libc = tfo__libc();
-  struct tfo__verdict v;
-  struct tfo__fd *st;
-  int saved = errno;
-  int one = 1, rc, err, fl, known;
+/* The connect of a non-blocking socket: what the kernel says, except
+ * that a SYN held for the first write (or a cookie request out) reads as
+ * EINPROGRESS, as a plain one would. */
+static int connect_nonblocking(int fd, struct tfo__fd *st,
+                               const struct sockaddr *sa, socklen_t len,
+                               int known, int saved) {
+  int rc, err;
 
-  if (tfo__nested) /* a signal handler's, inside the shim: a plain one */
-    return libc->connect(fd, sa, len);
-  TFO__NEST();
-  if (!wanted(fd, sa, len)) {
-    errno = saved;
-    return libc->connect(fd, sa, len);
-  }
-  atomic_fetch_add(&tfo__stats.attempts, 1);
-  known = tfo__cache_lookup(sa, len, &v) == 0;
-  if (known && v.skip) {
-    atomic_fetch_add(&tfo__stats.skipped, 1);
-    tfo__log(TFO__LOG_INFO, "fd %d: destination breaks TFO: plain connect",
-             fd);
-    errno = saved;
-    return libc->connect(fd, sa, len);
-  }
-  st = tfo__fd_get(fd);
-  if (st == NULL ||
-      setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one)) !=
-          0) {
-    /* EOPNOTSUPP: the client bit is off in this namespace. */
-    atomic_fetch_add(&tfo__stats.disabled, 1);
-    errno = saved;
-    return libc->connect(fd, sa, len);
-  }
-  tfo__fd_clear(fd); /* an entry from an fd we never saw closed */
-  memset(&st->addr, 0, sizeof(st->addr));
-  memcpy(&st->addr, sa, len < sizeof(st->addr) ? len : sizeof(st->addr));
-  st->addrlen = len < sizeof(st->addr) ? len : sizeof(st->addr);
-  st->syn_bytes = 0;
-  st->rtt_us = known ? v.rtt_us : 0;
-
-  fl = libc->fcntl(fd, F_GETFL);
-  if (fl >= 0 && !(fl & O_NONBLOCK) &&
-      libc->fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0) {
-    rc = connect_blocking(fd, st, sa, len, fl, known);
-    if (rc == 0)
-      errno = saved;
-    return rc;
-  }
   errno = saved;
-  rc = libc->connect(fd, sa, len);
+  rc = tfo__libc()->connect(fd, sa, len);
   err = errno;
   if (rc == 0 || err == EINPROGRESS) {
     note_started(fd, st, rc == 0, known);
@@ -231,6 +213,86 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   }
   errno = err;
   return rc;
+}
+
+TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
+                            socklen_t len) {
+  const struct tfo__libc *libc = tfo__libc();
+  struct tfo__verdict v;
+  struct tfo__fd *st = NULL;
+  int saved = errno;
+  int one = 1, rc, fl, known;
+  unsigned k = 0;
+
+  if (tfo__nested) /* a signal handler's, inside the shim: a plain one */
+    return libc->connect(fd, sa, len);
+  TFO__NEST();
+  if (!wanted(fd, sa, len, &st, &k)) {
+    errno = saved;
+    return libc->connect(fd, sa, len);
+  }
+  atomic_fetch_add(&tfo__stats.attempts, 1);
+  known = tfo__cache_lookup(sa, len, &v) == 0;
+  if (known && v.skip) {
+    atomic_fetch_add(&tfo__stats.skipped, 1);
+    tfo__log(TFO__LOG_INFO, "fd %d: destination breaks TFO: plain connect",
+             fd);
+    errno = saved;
+    return libc->connect(fd, sa, len);
+  }
+  /* Also the check that fd is what the table says: it fails on anything
+   * but a TCP socket. EOPNOTSUPP: the client bit is off in this
+   * namespace. */
+  if (libc->setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one,
+                       sizeof(one)) != 0) {
+    if (errno != EOPNOTSUPP)
+      tfo__fd_unlearn(fd);
+    atomic_fetch_add(&tfo__stats.disabled, 1);
+    errno = saved;
+    return libc->connect(fd, sa, len);
+  }
+  tfo__fd_clear(fd); /* an entry from an fd we never saw closed */
+  memset(&st->addr, 0, sizeof(st->addr));
+  memcpy(&st->addr, sa, len < sizeof(st->addr) ? len : sizeof(st->addr));
+  st->addrlen = len < sizeof(st->addr) ? len : sizeof(st->addr);
+  st->syn_bytes = 0;
+  st->rtt_us = known ? v.rtt_us : 0;
+
+  if (k & TFO__KNOW_NONBLOCK)
+    return connect_nonblocking(fd, st, sa, len, known, saved);
+  /* Blocking, to a destination whose last connection had its data SYN
+   * accepted: the kernel holds a cookie for it (tcp_metrics keeps one
+   * until the entry is evicted), so this connect returns at once, the SYN
+   * held for the first write, which races. Made non-blocking only when
+   * that is not so, where the SYN leaves now and must not block. Should
+   * the cookie be gone, the kernel's own handshake answers (a cookie
+   * request: one RTT, as plainly); the first write's judge reads it so. */
+  if (known && v.last == TFO__EV_DATA_ACKED && v.failures == 0) {
+    errno = saved;
+    rc = libc->connect(fd, sa, len);
+    if (rc == 0) {
+      note_started(fd, st, 1, 1);
+      errno = saved;
+      return 0;
+    }
+    if (errno != EINPROGRESS)
+      return rc;
+    /* Non-blocking after all: told so. */
+    tfo__fd_unlearn(fd);
+    note_started(fd, st, 0, known);
+    tfo__fd_arm_race(st);
+    errno = EINPROGRESS;
+    return -1;
+  }
+  fl = libc->fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK) &&
+      libc->fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0) {
+    rc = connect_blocking(fd, st, sa, len, fl, known);
+    if (rc == 0)
+      errno = saved;
+    return rc;
+  }
+  return connect_nonblocking(fd, st, sa, len, known, saved);
 }
 
 TFO_SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa,

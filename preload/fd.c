@@ -31,7 +31,11 @@ static void closing(int fd) {
   struct tfo__fd *st = tfo__fd_peek(fd);
   int saved, kind;
 
-  if (st == NULL || (kind = atomic_load(&st->kind)) == FD_NONE)
+  if (st == NULL)
+    return;
+  if (atomic_load_explicit(&st->know, memory_order_relaxed))
+    atomic_store_explicit(&st->know, 0, memory_order_relaxed);
+  if ((kind = atomic_load(&st->kind)) == FD_NONE)
     return;
   saved = errno;
   if (!tfo__fd_same(fd, st)) {
@@ -69,8 +73,10 @@ static void closing(int fd) {
 }
 
 TFO_SHIM_EXPORT int close(int fd) {
-  if (tfo__nested) /* a stale entry is known by its SO_COOKIE later */
+  if (tfo__nested) { /* a stale entry is known by its SO_COOKIE later */
+    tfo__fd_unlearn(fd);
     return tfo__libc()->close(fd);
+  }
   TFO__NEST();
   closing(fd);
   return tfo__libc()->close(fd);
@@ -84,48 +90,55 @@ TFO_SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags) {
   TFO__NEST();
   /* CLOSE_RANGE_CLOEXEC only marks the fds; they stay open until exec. */
   if (!(flags & CLOSE_RANGE_CLOEXEC))
-    for (fd = first; fd <= last && fd < (1u << 20); fd++)
+    for (fd = first; fd <= last && fd < TFO__FD_MAX; fd++)
       closing((int)fd);
   return tfo__libc()->close_range(first, last, flags);
 }
 
-TFO_SHIM_EXPORT int dup(int fd) {
-  int saved, nfd = tfo__libc()->dup(fd);
+/* A copy shares the original's file flags, which either may now change:
+ * neither keeps what was known of them. A held SYN is copied (state)
+ * unless this is a signal handler's call inside the shim. */
+static void copied(int fd, int nfd, int state) {
+  int saved = errno;
 
-  if (nfd >= 0 && !tfo__nested) {
-    saved = errno;
+  tfo__fd_unlearn(fd);
+  tfo__fd_unlearn(nfd);
+  if (state)
     tfo__fd_copy(fd, nfd);
-    errno = saved;
-  }
+  errno = saved;
+}
+
+TFO_SHIM_EXPORT int dup(int fd) {
+  int nfd = tfo__libc()->dup(fd);
+
+  if (nfd >= 0)
+    copied(fd, nfd, !tfo__nested);
   return nfd;
 }
 
-static int dup_onto(int fd, int nfd, int rc) {
-  int saved = errno;
-
+static int dup_onto(int fd, int nfd, int rc, int state) {
   if (rc >= 0 && fd != nfd)
-    tfo__fd_copy(fd, nfd);
-  errno = saved;
+    copied(fd, nfd, state);
   return rc;
 }
 
 TFO_SHIM_EXPORT int dup2(int fd, int nfd) {
   if (tfo__nested)
-    return tfo__libc()->dup2(fd, nfd);
+    return dup_onto(fd, nfd, tfo__libc()->dup2(fd, nfd), 0);
   TFO__NEST();
   /* nfd's old socket, if ours, is closed by this call. */
   if (fd != nfd && fcntl(fd, F_GETFD) >= 0)
     closing(nfd);
-  return dup_onto(fd, nfd, tfo__libc()->dup2(fd, nfd));
+  return dup_onto(fd, nfd, tfo__libc()->dup2(fd, nfd), 1);
 }
 
 TFO_SHIM_EXPORT int dup3(int fd, int nfd, int flags) {
   if (tfo__nested)
-    return tfo__libc()->dup3(fd, nfd, flags);
+    return dup_onto(fd, nfd, tfo__libc()->dup3(fd, nfd, flags), 0);
   TFO__NEST();
   if (fd != nfd && fcntl(fd, F_GETFD) >= 0)
     closing(nfd);
-  return dup_onto(fd, nfd, tfo__libc()->dup3(fd, nfd, flags));
+  return dup_onto(fd, nfd, tfo__libc()->dup3(fd, nfd, flags), 1);
 }
 
 /* fcntl's third argument is an int or a pointer depending on cmd; passing
@@ -134,9 +147,11 @@ TFO_SHIM_EXPORT int dup3(int fd, int nfd, int flags) {
 static int do_fcntl(int fd, int cmd, void *arg) {
   int saved, rc = tfo__libc()->fcntl(fd, cmd, arg);
 
-  if (rc >= 0 && !tfo__nested && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+  if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+    copied(fd, rc, !tfo__nested);
+  } else if (rc == 0 && cmd == F_SETFL) {
     saved = errno;
-    tfo__fd_copy(fd, rc);
+    tfo__fd_learn(fd, TFO__KNOW_NONBLOCK, ((long)arg & O_NONBLOCK) != 0);
     errno = saved;
   }
   return rc;

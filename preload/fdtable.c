@@ -79,10 +79,105 @@ uint64_t tfo__sock_cookie(int fd) {
   return c;
 }
 
-int tfo__fd_same(int fd, const struct tfo__fd *st) {
-  uint64_t c = tfo__sock_cookie(fd);
+void tfo__fd_pin(int fd, struct tfo__fd *st) {
+  if (st->sock == 0)
+    st->sock = tfo__sock_cookie(fd);
+}
 
-  return c != 0 && c == st->sock;
+/* An unpinned entry's socket, by what fd is now: 1 a TCP socket holding
+ * its SYN, 0 another TCP socket (or ours, its SYN gone), -1 no TCP socket
+ * at all. */
+static int held_state(int fd) {
+  struct tfo__tcpinfo ti;
+  int saved = errno, r;
+
+  if (tfo__tcpinfo_get(fd, &ti) != 0)
+    r = -1;
+  else
+    r = ti.state == TCP_SYN_SENT && ti.segs_out == 0;
+  errno = saved;
+  return r;
+}
+
+int tfo__fd_same(int fd, const struct tfo__fd *st) {
+  uint64_t c;
+
+  if (st->sock != 0) {
+    c = tfo__sock_cookie(fd);
+    return c != 0 && c == st->sock;
+  }
+  /* Never handed to the keeper, so only ever a held SYN: nothing else
+   * anyone could have put on the number looks like one. */
+  return held_state(fd) == 1;
+}
+
+int tfo__fd_lost(int fd, const struct tfo__fd *st) {
+  /* Only this process's only copy: a dup or a forked child's may live. */
+  return st->sock == 0 && !st->shared &&
+         st->fork_gen == atomic_load(&tfo__fork_gen) && held_state(fd) < 0;
+}
+
+/* --- knowledge (shim.h) --------------------------------------------------- */
+
+static unsigned fork_stamp(void) {
+  return atomic_load_explicit(&tfo__fork_gen, memory_order_relaxed)
+         << TFO__KNOW_SHIFT;
+}
+
+unsigned tfo__fd_known(const struct tfo__fd *st) {
+  unsigned k = atomic_load_explicit(&st->know, memory_order_relaxed);
+
+  /* Taken before a fork: the child, or the parent, may have changed the
+   * shared file flags since. */
+  if (!(k & TFO__KNOW_VALID) ||
+      (k & ~((1u << TFO__KNOW_SHIFT) - 1)) != fork_stamp())
+    return 0;
+  return k & ((1u << TFO__KNOW_SHIFT) - 1);
+}
+
+void tfo__fd_fresh(int fd, unsigned know) {
+  struct tfo__fd *st = know != 0 ? tfo__fd_get(fd) : tfo__fd_peek(fd);
+
+  if (st == NULL)
+    return;
+  /* Something the program made or closed on this number before got past
+   * us: it closes sockets with a raw system call (libuv does). */
+  if (atomic_load_explicit(&st->know, memory_order_relaxed) != 0 ||
+      atomic_load_explicit(&st->kind, memory_order_relaxed) != FD_NONE) {
+    atomic_store(&tfo__raw_closer, 1);
+    tfo__fd_clear(fd);
+  }
+  atomic_store_explicit(&st->know, know != 0 ? know | fork_stamp() : 0,
+                        memory_order_relaxed);
+}
+
+void tfo__fd_unlearn(int fd) {
+  struct tfo__fd *st = tfo__fd_peek(fd);
+
+  if (st != NULL && atomic_load_explicit(&st->know, memory_order_relaxed))
+    atomic_store_explicit(&st->know, 0, memory_order_relaxed);
+}
+
+void tfo__fd_learn(int fd, unsigned bit, int on) {
+  struct tfo__fd *st = tfo__fd_peek(fd);
+  unsigned k;
+
+  if (st == NULL || tfo__fd_known(st) == 0)
+    return;
+  k = atomic_load_explicit(&st->know, memory_order_relaxed);
+  atomic_store_explicit(&st->know, on ? k | bit : k & ~bit,
+                        memory_order_relaxed);
+}
+
+int tfo__fd_nonblocking(int fd, const struct tfo__fd *st) {
+  unsigned k = st != NULL ? tfo__fd_known(st) : 0;
+  int saved = errno, fl;
+
+  if (k != 0)
+    return (k & TFO__KNOW_NONBLOCK) != 0;
+  fl = tfo__libc()->fcntl(fd, F_GETFL);
+  errno = saved;
+  return fl < 0 ? -1 : (fl & O_NONBLOCK) != 0;
 }
 
 void tfo__fd_copy(int from, int to) {
@@ -94,6 +189,9 @@ void tfo__fd_copy(int from, int to) {
    * release it. Judging stays with the original (one verdict a socket). */
   if (kind != FD_DEFERRED || (dst = tfo__fd_get(to)) == NULL)
     return;
+  /* Copies are told apart from other sockets by SO_COOKIE (guard_copies):
+   * taken now, inside the program's own call on `from`. */
+  tfo__fd_pin(from, src);
   dst->sock = src->sock;
   dst->cookie_sent = src->cookie_sent;
   dst->syn_bytes = 0;
@@ -133,8 +231,11 @@ void tfo__fd_release(int fd, struct tfo__fd *st) {
     return;
   /* Off the program's own call on fd (the keeper's timer, a close, a
    * dup's twin), the number may have been closed behind our back and
-   * reused: then the entry is stale, and nothing is sent. */
+   * reused: then the entry is stale, and nothing is sent; if the socket
+   * is simply gone, the server still sees a connection. */
   if (!tfo__fd_same(fd, st)) {
+    if (tfo__fd_lost(fd, st))
+      tfo__keeper_surrogate(st);
     tfo__fd_clear(fd);
     errno = saved;
     return;
@@ -259,15 +360,26 @@ int64_t tfo__shim_now_ms(void) {
 enum tfo__settle tfo__settle(int fd, const struct sockaddr_in6 *addr,
                              socklen_t addrlen, int cookie_sent,
                              size_t syn_bytes, int kept) {
-  const struct sockaddr *sa = (const struct sockaddr *)addr;
   struct tfo__tcpinfo ti;
-  enum tfo_outcome out;
   int saved = errno;
 
   if (tfo__tcpinfo_get(fd, &ti) != 0) {
     errno = saved;
     return TFO__SETTLED;
   }
+  return tfo__settle_known(fd, &ti, addr, addrlen, cookie_sent, syn_bytes,
+                           kept);
+}
+
+enum tfo__settle tfo__settle_known(int fd, const struct tfo__tcpinfo *known,
+                                   const struct sockaddr_in6 *addr,
+                                   socklen_t addrlen, int cookie_sent,
+                                   size_t syn_bytes, int kept) {
+  const struct sockaddr *sa = (const struct sockaddr *)addr;
+  struct tfo__tcpinfo ti = *known;
+  enum tfo_outcome out;
+  int saved = errno;
+
   if (ti.state == TCP_SYN_SENT) {
     errno = saved;
     return TFO__PENDING;

@@ -102,17 +102,30 @@ static _Atomic int watching;
  * INT64_MAX while it waits for events only: a new deadline earlier than
  * this wakes it. */
 static _Atomic int64_t wake_at;
+/* When a SYN was last held. While that is recent the keeper looks at
+ * least once a grace, so that holding one more costs no wake-up. */
+static _Atomic int64_t last_hold;
 
 /* A close-on-exec duplicate of fd out of the way of the program's
  * descriptors: programs count on getting the lowest free number, and some
  * compare fd counts. -1 with errno. */
+static _Atomic long dup_floor; /* 0: not worked out yet */
+
 static int dup_high(int fd) {
   struct rlimit rl;
-  long floor = 1024;
+  long floor = atomic_load_explicit(&dup_floor, memory_order_relaxed);
+  int n;
 
+  if (floor > 0 &&
+      ((n = tfo__libc()->fcntl(fd, F_DUPFD_CLOEXEC, floor)) >= 0 ||
+       errno != EINVAL))
+    return n;
+  /* First use, or the program lowered RLIMIT_NOFILE below it (EINVAL). */
+  floor = 1024;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
       (long)(rl.rlim_cur / 2) < floor)
     floor = (long)(rl.rlim_cur / 2);
+  atomic_store_explicit(&dup_floor, floor, memory_order_relaxed);
   return tfo__libc()->fcntl(fd, F_DUPFD_CLOEXEC, floor);
 }
 
@@ -170,29 +183,33 @@ static int linked(const struct anchor *a) {
   return kind == FD_DEFERRED || kind == FD_RELEASING;
 }
 
+/* Where a's handshake is: a guard only waits for its end, a judge also
+ * judges it. */
+static enum tfo__settle anchor_settle(struct anchor *a, int fd) {
+  struct tfo__tcpinfo ti;
+  int saved = errno;
+  enum tfo__settle r;
+
+  if (atomic_load(&a->mode) == A_GUARD)
+    r = tfo__tcpinfo_get(fd, &ti) == 0 && ti.state == TCP_SYN_SENT
+            ? TFO__PENDING
+            : TFO__SETTLED;
+  else
+    r = tfo__settle(fd, &a->addr, a->addrlen, a->cookie_sent, a->syn_bytes,
+                    0);
+  errno = saved;
+  return r;
+}
+
 /* An anchor's handshake ended (or the keeper was woken early). */
 static void settle_anchor(int i) {
   struct anchor *a = &anchors[i];
-  struct tfo__tcpinfo ti;
-  int fd = atomic_load(&a->fd1) - 1, saved = errno;
+  int fd = atomic_load(&a->fd1) - 1;
   enum tfo__settle r;
 
-  if (fd < 0)
+  if (fd < 0 || atomic_load(&a->mode) == A_HELD)
     return;
-  switch (atomic_load(&a->mode)) {
-    case A_GUARD:
-      r = tfo__tcpinfo_get(fd, &ti) == 0 && ti.state == TCP_SYN_SENT
-              ? TFO__PENDING
-              : TFO__SETTLED;
-      break;
-    case A_JUDGE:
-      r = tfo__settle(fd, &a->addr, a->addrlen, a->cookie_sent, a->syn_bytes,
-                      0);
-      break;
-    default:
-      return;
-  }
-  errno = saved;
+  r = anchor_settle(a, fd);
   if (r == TFO__PENDING)
     (void)watch_anchor(i, fd);
   else
@@ -333,7 +350,12 @@ static void *run(void *arg) {
     t = expire_anchors(now);
     if (t >= 0 && (tmo < 0 || t < tmo))
       tmo = t;
-    if (tmo < 0 && atomic_load(&watching) <= 0) {
+    if (tmo < 0 && now - atomic_load(&last_hold) < LINGER_MS) {
+      /* Holding SYNs lately: look again within a grace (a new hold's
+       * grace cannot end before), so the next hold needs no wake-up. */
+      tmo = TFO__SHIM_GRACE_MS;
+      lingering = 0;
+    } else if (tmo < 0 && atomic_load(&watching) <= 0) {
       /* Nothing to do: a second more, then the descriptors go. */
       if (lingering && rest()) {
         lingering = 0;
@@ -364,6 +386,8 @@ static int disarm_one(int fd, struct tfo__fd *st, void *arg) {
 
 static void after_fork_child(void) {
   int i, fd;
+
+  tfo__tid_forget();
 
   /* The parent runs its races; two processes reconnecting one socket
    * would undo each other. */
@@ -407,6 +431,13 @@ static void start_locked(void) {
   pthread_t tid;
   sigset_t all, old;
   int rc;
+
+  /* Perhaps inside a signal handler, which may have interrupted malloc:
+   * pthread_create would wait for its lock forever. Not now, then: the
+   * held SYN leaves at the program's next call on it, and a later need
+   * outside a handler starts the thread. */
+  if (tfo__maybe_in_handler())
+    return;
 
   if (!atfork_done) {
     if (pthread_atfork(count_fork, NULL, after_fork_child) != 0)
@@ -457,15 +488,25 @@ static int keeper(int reserve) {
   return ok;
 }
 
-void tfo__keeper_defer(void) {
+void tfo__keeper_defer(int64_t deadline) {
+  int64_t w;
+
+  atomic_store(&last_hold, deadline - TFO__SHIM_GRACE_MS);
+  /* Running, and due to look before then: nothing to do (the common case
+   * of a program that connects often). 0: it is looking right now, and
+   * may have looked before this hold. */
+  w = atomic_load(&wake_at);
+  if (w > 0 && w <= deadline && atomic_load(&epfd) >= 0)
+    return;
   if (keeper(0))
-    wake(tfo__shim_now_ms() + TFO__SHIM_GRACE_MS);
+    wake(deadline);
 }
 
 void tfo__keeper_watch(int fd, struct tfo__fd *st) {
   struct epoll_event ev;
   int saved = errno;
 
+  tfo__fd_pin(fd, st);
   if (!keeper(1))
     return;
   /* One count a registered entry: the reservation is it, unless the
@@ -519,6 +560,7 @@ static int anchor(int fd, struct tfo__fd *st, int mode, int owner) {
   a->deadline = tfo__shim_now_ms() + ANCHOR_MS;
   a->cookie_sent = st->cookie_sent;
   a->syn_bytes = st->syn_bytes;
+  tfo__fd_pin(fd, st);
   a->sock = st->sock;
   a->addrlen = st->addrlen;
   memcpy(&a->addr, &st->addr, sizeof(a->addr));
@@ -552,14 +594,17 @@ static struct anchor *anchor_of(struct tfo__fd *st, int *fd) {
 }
 
 void tfo__keeper_hold(int fd, struct tfo__fd *st) {
-  int i;
+  int i = -1;
 
-  i = anchor(fd, st, A_HELD, 1);
+  /* An anchor only where a close may go unseen: it costs a dup and a
+   * close, and most programs close through us. */
+  if (atomic_load_explicit(&tfo__raw_closer, memory_order_relaxed))
+    i = anchor(fd, st, A_HELD, 1);
   if (i < 0) {
-    /* No anchor (no slot, no descriptor): the SYN is still released on
-     * time, only a raw close while it is held goes unseen. */
+    /* No anchor (none needed, or no slot or descriptor): the SYN is
+     * still released on time. */
     atomic_store(&st->anchor, 0);
-    tfo__keeper_defer();
+    tfo__keeper_defer(st->deferred_at + TFO__SHIM_GRACE_MS);
     return;
   }
   atomic_store(&st->anchor, i + 1);
@@ -640,16 +685,69 @@ int tfo__keeper_adopt(int fd, struct tfo__fd *st, int held) {
  * would have. */
 #define EXIT_WAIT_MS 200
 
+void tfo__keeper_surrogate(const struct tfo__fd *st) {
+  const struct tfo__libc *libc = tfo__libc();
+  struct anchor *a;
+  int i, s, saved = errno;
+
+  if (atomic_load(&anchor_count) >= ANCHORS || !keeper(1))
+    return;
+  s = high(libc->socket(st->addr.sin6_family,
+                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  a = s >= 0 ? new_slot(&i) : NULL;
+  if (a == NULL || (libc->connect(s, (const struct sockaddr *)&st->addr,
+                                  st->addrlen) != 0 &&
+                    errno != EINPROGRESS)) {
+    if (a != NULL)
+      atomic_store(&a->fd1, 0);
+    if (s >= 0)
+      libc->close(s);
+    atomic_fetch_sub(&watching, 1);
+    errno = saved;
+    return;
+  }
+  tfo__log(TFO__LOG_DEBUG, "a held SYN's socket was closed out of our "
+                           "sight: the server sees a connection, and its "
+                           "close, all the same");
+  a->deadline = tfo__shim_now_ms() + ANCHOR_MS;
+  a->cookie_sent = 0;
+  a->syn_bytes = 0;
+  a->sock = 0;
+  a->addrlen = st->addrlen;
+  memcpy(&a->addr, &st->addr, sizeof(a->addr));
+  a->owner = NULL;
+  atomic_store(&a->mode, A_GUARD);
+  atomic_store(&a->fd1, s + 1);
+  atomic_fetch_add(&anchor_count, 1);
+  if (watch_anchor(i, s) == 0)
+    wake(a->deadline);
+  atomic_fetch_sub(&watching, 1);
+  errno = saved;
+}
+
+static int lost_one(int fd, struct tfo__fd *st, void *arg) {
+  (void)arg;
+  if (tfo__fd_lost(fd, st) && tfo__fd_claim(st)) {
+    tfo__keeper_surrogate(st);
+    tfo__fd_clear(fd);
+  }
+  return -1;
+}
+
 __attribute__((destructor)) static void flush_anchors(void) {
   int64_t end;
   int i, fd, saved = errno;
 
+  /* Held SYNs whose sockets were closed out of our sight, that the
+   * keeper had no time to find. */
+  tfo__fd_each_deferred(lost_one, NULL);
   if (atomic_load(&anchor_count) == 0)
     return;
   end = tfo__shim_now_ms() + EXIT_WAIT_MS;
   for (i = 0; i < ANCHORS; i++)
     if ((fd = atomic_load(&anchors[i].fd1) - 1) >= 0 &&
-        atomic_exchange(&anchors[i].mode, A_JUDGE) == A_HELD)
+        atomic_compare_exchange_strong(&anchors[i].mode, &(int){A_HELD},
+                                       A_JUDGE))
       (void)!tfo__libc()->send(fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL);
   while (atomic_load(&anchor_count) > 0 && tfo__shim_now_ms() < end) {
     struct pollfd p = {-1, POLLOUT, 0};
@@ -664,9 +762,7 @@ __attribute__((destructor)) static void flush_anchors(void) {
     tfo__libc()->poll(&p, 1, (int)(end - tfo__shim_now_ms()));
     /* The keeper settles it (or, if it is not running, this does). */
     if (i < ANCHORS && atomic_load(&anchors[i].fd1) - 1 == p.fd &&
-        tfo__settle(p.fd, &anchors[i].addr, anchors[i].addrlen,
-                    anchors[i].cookie_sent, anchors[i].syn_bytes, 0) !=
-            TFO__PENDING)
+        anchor_settle(&anchors[i], p.fd) != TFO__PENDING)
       drop_anchor(&anchors[i], p.fd);
   }
   errno = saved;

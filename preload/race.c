@@ -30,6 +30,8 @@ int tfo__fd_take_place(int fd, int s) {
   /* The program's file flags and descriptor flags, not ours. */
   if (fl >= 0 && !(fl & O_NONBLOCK))
     libc->fcntl(s, F_SETFL, libc->fcntl(s, F_GETFL) & ~O_NONBLOCK);
+  /* What the table knew of fd was of the socket it replaces. */
+  tfo__fd_unlearn(fd);
   if (libc->dup3(s, fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? O_CLOEXEC
                                                               : 0) < 0) {
     e = errno;
@@ -77,9 +79,12 @@ int tfo__shim_drive(int fd, tfo_conn *c, struct tfo_watch *w, int fl,
 
   /* Another thread of the program may close fd while we wait (poll does
    * not notice: its own reference keeps the socket alive), and the number
-   * may be reused at once by a new socket of the program's. */
-  known = fstat(fd, &sock) == 0;
+   * may be reused at once by a new socket of the program's. Noted before
+   * the first wait: an answer already there needs none. */
+  known = -1;
   while (tfo_conn_step(c, w) == 1) {
+    if (known < 0)
+      known = fstat(fd, &sock) == 0;
     for (i = 0, np = 0; i < 2; i++)
       if (w->fd[i] >= 0) {
         pfd[np].fd = w->fd[i];
@@ -118,7 +123,7 @@ int tfo__shim_drive(int fd, tfo_conn *c, struct tfo_watch *w, int fl,
     /* Then nothing is left to finish, retry, judge or put in fd's place
      * (a plain connection there would resend the data and take over the
      * new socket's number); the call fails as one on a closed fd does. */
-    if (known && !same_socket(fd, &sock)) {
+    if (known > 0 && !same_socket(fd, &sock)) {
       tfo_conn_abort(c);
       errno = EBADF;
       return -1;
@@ -158,11 +163,8 @@ void tfo__fd_arm_race(struct tfo__fd *st) {
 }
 
 void tfo__fd_arm_race_nb(int fd, struct tfo__fd *st) {
-  int saved = errno, fl = tfo__libc()->fcntl(fd, F_GETFL);
-
-  if (fl >= 0 && (fl & O_NONBLOCK))
+  if (tfo__fd_nonblocking(fd, st) == 1)
     tfo__fd_arm_race(st);
-  errno = saved;
 }
 
 void tfo__fd_disarm_race(struct tfo__fd *st) {

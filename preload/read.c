@@ -118,10 +118,33 @@ TFO_SHIM_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
   return recvfrom_slow(fd, buf, n, flags, sa, len);
 }
 
+/* Descriptors received (SCM_RIGHTS) are new numbers to the table. */
+static void __attribute__((noinline)) received(const struct msghdr *msg) {
+  struct cmsghdr *c;
+  const int *fds;
+  size_t i, n;
+  int saved = errno;
+
+  for (c = CMSG_FIRSTHDR(msg); c != NULL;
+       c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len < CMSG_LEN(0))
+      continue;
+    fds = (const int *)(const void *)CMSG_DATA(c);
+    n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (i = 0; i < n; i++)
+      tfo__fd_fresh(fds[i], 0);
+  }
+  errno = saved;
+}
+
 TFO_SHIM_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
-  if (tfo__shim_idle())
-    return tfo__libc()->recvmsg(fd, msg, flags);
-  return recvmsg_slow(fd, msg, flags);
+  ssize_t r = tfo__shim_idle() ? tfo__libc()->recvmsg(fd, msg, flags)
+                               : recvmsg_slow(fd, msg, flags);
+
+  if (r >= 0 && msg != NULL && msg->msg_controllen > 0)
+    received(msg);
+  return r;
 }
 
 /* _FORTIFY_SOURCE builds call these instead; the buffer checks stay

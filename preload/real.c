@@ -47,6 +47,17 @@ static void *next(const char *name, void *fallback) {
 static void resolve(void) {
   int saved = errno;
 
+  RESOLVE(socket, "socket", missing);
+  RESOLVE(socketpair, "socketpair", missing);
+  RESOLVE(accept, "accept", missing);
+  RESOLVE(accept4, "accept4", missing);
+  RESOLVE(setsockopt, "setsockopt", missing);
+  RESOLVE(ioctl, "ioctl", missing);
+  RESOLVE(sigaction, "sigaction", missing);
+  RESOLVE(signal, "signal", missing);
+  RESOLVE(bsd_signal, "bsd_signal", missing);
+  RESOLVE(sysv_signal, "sysv_signal", missing);
+  RESOLVE(sigset, "sigset", missing);
   RESOLVE(connect, "connect", missing);
   RESOLVE(listen, "listen", missing);
   RESOLVE(close, "close", missing);
@@ -94,6 +105,7 @@ static void resolve(void) {
   tfo__sys.close = tfo__libc_table.close;
   tfo__sys.poll = tfo__libc_table.poll;
   tfo__sys.fcntl = tfo__libc_table.fcntl;
+  tfo__sys.setsockopt = tfo__libc_table.setsockopt;
   atomic_store_explicit(&tfo__libc_ready, 1, memory_order_release);
   errno = saved;
 }
@@ -101,6 +113,22 @@ static void resolve(void) {
 void tfo__libc_resolve(void) {
   pthread_once(&libc_once, resolve);
 }
+
+/* 0: not asked yet on this thread (a new thread's TLS starts zeroed; a
+ * forked child's thread forgets it in the keeper's fork handler). */
+static _Thread_local pid_t tid __attribute__((tls_model("initial-exec")));
+
+pid_t tfo__tid(void) {
+  if (tid == 0)
+    tid = gettid();
+  return tid;
+}
+
+void tfo__tid_forget(void) {
+  tid = 0;
+}
+
+_Atomic int tfo__raw_closer;
 
 /* Everything the shim sets up once is set up at load, before the program
  * runs: a pthread_once (or pthread_atfork) first reached inside a signal
@@ -111,6 +139,10 @@ __attribute__((constructor)) static void load(void) {
   int saved = errno;
 
   tfo__libc_resolve();
+  /* libuv closes its sockets with a raw system call; a libuv loaded
+   * later (dlopen) is caught at its first such close (socket.c). */
+  if (dlsym(RTLD_DEFAULT, "uv_version") != NULL)
+    atomic_store(&tfo__raw_closer, 1);
   (void)tfo__shim_config();
   (void)tfo__log_level();
   tfo__cache_prepare();

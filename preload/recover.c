@@ -144,11 +144,6 @@ void tfo__fd_drop_first(struct tfo__fd *st) {
   tfo__kept_free(swap_first(st, NULL));
 }
 
-static int nonblocking(int fd) {
-  int fl = tfo__libc()->fcntl(fd, F_GETFL);
-
-  return fl >= 0 && (fl & O_NONBLOCK);
-}
 
 /* A non-blocking caller must not wait a round trip inside its read or
  * write: the plain handshake starts in place, the call says EAGAIN, and
@@ -201,7 +196,7 @@ int tfo__fd_recover(int fd, int err) {
   if (!atomic_compare_exchange_strong(&st->kind, &(int){FD_SENT},
                                       FD_RELEASING))
     return 0;
-  if (atomic_load(&st->first) != NULL && nonblocking(fd))
+  if (atomic_load(&st->first) != NULL && tfo__fd_nonblocking(fd, st) == 1)
     return mend_in_background(fd, st, saved);
   first = swap_first(st, NULL);
   if (first == NULL) { /* another thread is at it */

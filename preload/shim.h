@@ -60,6 +60,17 @@
 
 /* The real libc entry points, found with dlsym(RTLD_NEXT) on first use. */
 struct tfo__libc {
+  int (*socket)(int, int, int);
+  int (*socketpair)(int, int, int, int[2]);
+  int (*accept)(int, struct sockaddr *, socklen_t *);
+  int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+  int (*setsockopt)(int, int, int, const void *, socklen_t);
+  int (*ioctl)(int, unsigned long, ...);
+  int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+  void (*(*signal)(int, void (*)(int)))(int);
+  void (*(*bsd_signal)(int, void (*)(int)))(int);
+  void (*(*sysv_signal)(int, void (*)(int)))(int);
+  void (*(*sigset)(int, void (*)(int)))(int);
   int (*connect)(int, const struct sockaddr *, socklen_t);
   int (*listen)(int, int);
   int (*close)(int);
@@ -167,9 +178,14 @@ enum tfo__fd_kind {
 
 struct tfo__fd {
   _Atomic int kind;      /* enum tfo__fd_kind */
+  /* What the program told us about this descriptor (TFO__KNOW_*, see
+   * tfo__fd_known): kept across connections, unlike the rest. */
+  _Atomic unsigned know;
   _Atomic uint32_t gen;  /* bumped whenever the entry is reset: the keeper's
                           * events for an older connection are ignored */
-  uint64_t sock;         /* the socket's SO_COOKIE: who this entry is for */
+  uint64_t sock;         /* the socket's SO_COOKIE: who this entry is for;
+                          * 0 until the shim first acts on the socket out
+                          * of the program's own calls (tfo__fd_pin) */
   int64_t deferred_at;   /* when connect deferred the SYN (0: it did not) */
   /* Another copy of the socket may send its SYN: a dup (shared), or a
    * fork since connect (fork_gen != tfo__fork_gen). */
@@ -235,8 +251,61 @@ void tfo__fd_clear(int fd);
 /* The socket's SO_COOKIE, 0 when fd is not a socket (or the kernel is too
  * old to say: then every check below passes). */
 uint64_t tfo__sock_cookie(int fd);
-/* 1 when fd still refers to the socket st was recorded for. */
+/* Records fd's SO_COOKIE in st, if not yet: before the shim hands st to
+ * the keeper, which acts on fd outside the program's calls. Called only
+ * where fd is known to be st's socket (inside the program's own call on
+ * it, or after tfo__fd_same). */
+void tfo__fd_pin(int fd, struct tfo__fd *st);
+/* 1 when fd still refers to the socket st was recorded for: its SO_COOKIE
+ * if pinned, else (a held SYN never handed to the keeper) a TCP socket
+ * whose SYN is still held. */
 int tfo__fd_same(int fd, const struct tfo__fd *st);
+/* 1 when st's held SYN will never leave: its socket, never pinned nor
+ * copied, was closed out of our sight (a raw close system call), so fd
+ * is no TCP socket now. */
+int tfo__fd_lost(int fd, const struct tfo__fd *st);
+
+/* What the shim learns from the calls that make and set up a socket
+ * (socket.c: socket, setsockopt, ioctl FIONBIO; fcntl F_SETFL), so that
+ * connect and the first write ask the kernel nothing: a connection costs
+ * the program's own system calls, TCP_FASTOPEN_CONNECT and one tcp_info.
+ * Forgotten when the descriptor is closed, copied (the copies share file
+ * flags), received, or shared with a forked child; asked of the kernel
+ * then (and remembered). Stale knowledge (a close the shim never saw,
+ * then a number reused by a call it does not wrap) is caught where it
+ * matters: TCP_FASTOPEN_CONNECT fails on anything but a TCP socket, and
+ * an EINPROGRESS from a connect taken for blocking is taken for what it
+ * says. */
+enum {
+  TFO__KNOW_VALID = 1u,   /* the rest means something */
+  TFO__KNOW_TCP = 2u,     /* an IPv4/IPv6 TCP stream socket */
+  TFO__KNOW_NONBLOCK = 4u, /* O_NONBLOCK */
+  TFO__KNOW_OWN_TFO = 8u  /* the program set TCP_FASTOPEN_CONNECT itself */
+};
+/* The fork count the knowledge was taken at sits above the bits. */
+#define TFO__KNOW_SHIFT 4
+/* st's knowledge (TFO__KNOW_* bits), 0 when none is valid. */
+unsigned tfo__fd_known(const struct tfo__fd *st);
+/* fd is a new descriptor (socket, accept, socketpair, one received):
+ * whatever the table held for the number is stale; know is what is known
+ * of it now (0: nothing). Lock-free, so safe in any context. */
+void tfo__fd_fresh(int fd, unsigned know);
+/* Forget what is known of fd (closed, copied); lock-free. */
+void tfo__fd_unlearn(int fd);
+/* Sets (on) or clears the bit in fd's knowledge, if it has any. */
+void tfo__fd_learn(int fd, unsigned bit, int on);
+/* Whether fd is non-blocking: known, or asked (F_GETFL; -1 if that fails). */
+int tfo__fd_nonblocking(int fd, const struct tfo__fd *st);
+/* The calling thread's id, remembered (gettid is a system call). */
+pid_t tfo__tid(void);
+void tfo__tid_forget(void);
+/* 1 when this thread may be inside one of the program's signal handlers:
+ * a signal the program catches is blocked (signal.c). One system call. */
+int tfo__maybe_in_handler(void);
+/* Set once the program is seen to close sockets behind the shim's back
+ * (libuv, node: a raw close system call), or has libuv at load: then a
+ * held SYN gets an anchor (keeper.c) at connect. */
+extern _Atomic int tfo__raw_closer;
 /* fd `to` now refers to the same socket as `from` (dup family). */
 void tfo__fd_copy(int from, int to);
 
@@ -285,7 +354,9 @@ extern _Atomic unsigned tfo__fork_gen;
  * or a forked process's): its first write is then not ours to judge.
  * Asks the kernel only when another copy may exist. */
 int tfo__fd_syn_left(int fd, struct tfo__fd *st);
-void tfo__keeper_defer(void);
+/* A SYN is held until deadline (CLOCK_MONOTONIC ms): the keeper is
+ * started or woken, unless it will look by then anyway. */
+void tfo__keeper_defer(int64_t deadline);
 /* fd's SYN left: the keeper judges the connection when its handshake ends.
  * If the keeper cannot run (no thread, no memory), the connection is
  * judged at close, as before it existed. */
@@ -311,6 +382,12 @@ void tfo__keeper_unhold(struct tfo__fd *st, int drop);
  * and then its close, as it would have without the shim. 0, or -1 when it
  * cannot (the program's close then goes on alone). */
 int tfo__keeper_adopt(int fd, struct tfo__fd *st, int held);
+/* st's held SYN was lost with its socket (tfo__fd_lost): without the shim
+ * the server would have seen a connection and its close, so the keeper
+ * makes one, plainly, to the same destination, closed when its handshake
+ * ends (its source port differs; an unanchored hold costs nothing, and
+ * only a process seen closing sockets out of our sight anchors them). */
+void tfo__keeper_surrogate(const struct tfo__fd *st);
 
 /* What a connection's handshake came to, for the keeper and for close. */
 enum tfo__settle {
@@ -325,6 +402,12 @@ enum tfo__settle {
 enum tfo__settle tfo__settle(int fd, const struct sockaddr_in6 *addr,
                              socklen_t addrlen, int cookie_sent,
                              size_t syn_bytes, int kept);
+/* The same, from the tcp_info just read. */
+struct tfo__tcpinfo;
+enum tfo__settle tfo__settle_known(int fd, const struct tfo__tcpinfo *ti,
+                                   const struct sockaddr_in6 *addr,
+                                   socklen_t addrlen, int cookie_sent,
+                                   size_t syn_bytes, int kept);
 
 /* How many fds keep first bytes: reads skip the check when none does. */
 extern _Atomic int tfo__kept_count;

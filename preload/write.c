@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/tcp.h> /* TCP_SYN_SENT, TCP_CLOSE */
 #include <poll.h>
 #include <string.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include "connect.h"
 #include "log.h"
 #include "shim.h"
+#include "tcpinfo.h"
 
 /* Claims fd's first write, or NULL when it is not a deferred socket. */
 static struct tfo__fd *claim(int fd) {
@@ -28,18 +30,34 @@ static struct tfo__fd *claim(int fd) {
       atomic_load_explicit(&st->kind, memory_order_relaxed) != FD_DEFERRED ||
       !tfo__fd_claim(st))
     return NULL;
-  /* A number closed behind our back (a raw close) and reused: stale. */
-  if (!tfo__fd_same(fd, st)) {
-    tfo__fd_clear(fd);
-    return NULL;
-  }
+  /* Inside the program's own call on fd, which the table says holds a
+   * SYN: the calls that make descriptors clear the table's entry for
+   * their number, and one reused out of our sight is not a socket that
+   * holds a SYN (first_write_blocking hears ENOTSOCK; a non-blocking
+   * write is the program's own call anyway). */
   return st;
 }
 
-static int blocking(int fd, int flags) {
-  int fl = tfo__libc()->fcntl(fd, F_GETFL);
+static int blocking(int fd, const struct tfo__fd *st, int flags) {
+  return !(flags & MSG_DONTWAIT) && tfo__fd_nonblocking(fd, st) == 0;
+}
 
-  return !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
+/* The handshake of fd's first write already ended (loopback, or a
+ * program slower than one RTT): judged now, in one look, and the entry
+ * goes; 0 when still under way (then the keeper judges it). */
+static int settled_now(int fd, struct tfo__fd *st) {
+  struct tfo__tcpinfo ti;
+  int saved = errno;
+
+  if (tfo__tcpinfo_get(fd, &ti) != 0 || ti.state == TCP_SYN_SENT ||
+      ti.state == TCP_CLOSE) {
+    errno = saved;
+    return 0;
+  }
+  (void)tfo__settle_known(fd, &ti, &st->addr, st->addrlen, st->cookie_sent,
+                          st->syn_bytes, 0);
+  errno = saved;
+  return 1;
 }
 
 /* A blocking program's first write on a held socket. The SYN leaves with
@@ -76,6 +94,10 @@ static ssize_t first_write_blocking(int fd, struct tfo__fd *st,
   n = libc->sendmsg(fd, &msg, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n < 0) {
     e = errno;
+    /* Not the socket the table holds a SYN for: its number was closed and
+     * reused out of our sight. The program's write is its own. */
+    if (e == ENOTSOCK)
+      return -2;
     if ((e == ECONNREFUSED || e == ECONNRESET) &&
         tfo__fd_reconnect(fd, st, NULL, 0) == 0)
       return libc->sendmsg(fd, &msg, flags);
@@ -140,18 +162,29 @@ static void settle(int fd, struct tfo__fd *st, int kind) {
       errno = saved;                                                           \
       return (op);                                                             \
     }                                                                          \
-    if (blocking(fd, flags)) {                                                 \
+    if (blocking(fd, st, flags)) {                                             \
       tfo__keeper_unhold(st, 1); /* the machine owns the socket */             \
       r_ = first_write_blocking(fd, st, iov, cnt, flags);                      \
       e_ = errno;                                                              \
       settle(fd, st, FD_NONE);                                                 \
+      if (r_ == -2) { /* a stale entry */                                      \
+        errno = saved;                                                         \
+        return (op);                                                           \
+      }                                                                        \
       errno = r_ < 0 ? e_ : saved;                                             \
       return r_;                                                               \
     }                                                                          \
     r_ = (op);                                                                 \
     e_ = errno;                                                                \
-    tfo__keeper_unhold(st, 0);                                                 \
     st->syn_bytes = r_ > 0 ? (size_t)r_ : 0;                                   \
+    if (r_ >= 0 && settled_now(fd, st)) {                                      \
+      tfo__keeper_unhold(st, 1);                                               \
+      settle(fd, st, FD_NONE);                                                 \
+      errno = e_;                                                              \
+      return r_;                                                               \
+    }                                                                          \
+    tfo__keeper_unhold(st, 0);                                                 \
+    tfo__fd_pin(fd, st); /* the keeper's from here */                         \
     if (r_ > 0)                                                                \
       tfo__fd_keep_first(st, iov, cnt, (size_t)r_);                            \
     if (r_ >= 0 || e_ == EAGAIN || e_ == EINPROGRESS)                          \

@@ -38,6 +38,11 @@
 # script's exit status (a caller's earlier EXIT trap still runs). A trap runs
 # only when the foreground command returns, so keep foreground commands
 # short (everything in this lab is bounded; prefer `sleep 0.1` loops).
+# A signal that was ignored when the shell started cannot be trapped: it
+# stays ignored, and the lab stays up until the script ends some other way.
+# nohup ignores HUP, and so does everything started under it; a background
+# job of a script ignores INT. To make such a signal count again, start the
+# script with `env --default-signal=HUP,INT`.
 #
 # Binaries (lab-delay, lab-server, lab-client) come from $LAB_BIN; default
 # $top_builddir/tests/lab when top_builddir is set, else the first of this

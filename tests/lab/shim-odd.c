@@ -21,6 +21,9 @@
  *   signal  a SIGALRM handler (a 1 ms timer) does a whole exchange on a
  *           held socket while the main thread is inside connect, write,
  *           read, poll or close on another
+ *   malloc  the process's first connections are a 1 ms SIGALRM
+ *           handler's whole exchanges, while the main thread allocates
+ *           and frees big blocks (the shim starts no thread in there)
  *   fcntl   O_NONBLOCK set after a blocking connect, cleared after a
  *           non-blocking one, O_APPEND/O_ASYNC/FD_CLOEXEC noise, a
  *           MSG_DONTWAIT first send on a blocking socket
@@ -801,6 +804,94 @@ static void run_signal(void) {
     bad("the handler did %d exchanges of %d", (int)handled, iters);
 }
 
+/* --- malloc ----------------------------------------------------------- */
+
+/* The process's first connections are a signal handler's, while the main
+ * thread is inside malloc and free (big blocks: the arena's lock, not the
+ * thread cache): the shim must not start its keeper thread there
+ * (pthread_create allocates). Async-signal-safe throughout. */
+static volatile sig_atomic_t m_done, m_ok, m_held, m_keys;
+
+static void on_alarm_malloc(int sig) {
+  int saved = errno, fd;
+  size_t n;
+
+  (void)sig;
+  if (m_done >= 12)
+    return;
+  n = base + 10 + (size_t)m_done;
+  fd = socket(dst.ss_family, SOCK_STREAM, 0);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&dst, dstlen) == 0) {
+    m_keys++;
+    m_held += is_held(fd);
+    pend_buf[n - 1] = '\n';
+    m_ok += handler_exchange(fd, n, m_done % 2);
+    pend_buf[n - 1] = 's';
+  }
+  if (fd >= 0)
+    close(fd);
+  m_done++;
+  errno = saved;
+}
+
+static void *m_idle(void *arg) {
+  (void)arg;
+  while (m_done < 12)
+    usleep(10000);
+  return NULL;
+}
+
+static void run_malloc(void) {
+  struct itimerval it = {{0, 1000}, {0, 1000}}, off = {{0, 0}, {0, 0}};
+  struct sigaction sa;
+  volatile char *p;
+  pthread_t idle;
+  sigset_t block, old;
+  int64_t t0;
+  size_t i;
+  int th;
+
+  memset(pend_buf, 's', sizeof(pend_buf));
+  if (base + 22 > sizeof(pend_buf)) {
+    bad("BASE too large");
+    return;
+  }
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_alarm_malloc;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, NULL);
+  /* A second thread: malloc takes its locks only in a threaded process.
+   * SIGALRM blocked there: the handler runs on the main thread alone. */
+  sigemptyset(&block);
+  sigaddset(&block, SIGALRM);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  th = pthread_create(&idle, NULL, m_idle, NULL) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  setitimer(ITIMER_REAL, &it, NULL);
+  for (t0 = now_ms(), i = 0; m_done < 12 && now_ms() - t0 < 5000; i++) {
+    p = malloc(65536 + (i % 64) * 512);
+    if (p != NULL)
+      p[0] = 1;
+    free((void *)p);
+  }
+  setitimer(ITIMER_REAL, &off, NULL);
+  signal(SIGALRM, SIG_IGN);
+  if (th) {
+    m_done = 12;
+    pthread_join(idle, NULL);
+  }
+  keys += m_keys;
+  held += m_held;
+  for (i = 0; i < (size_t)m_done; i++)
+    if (i < (size_t)m_ok)
+      say("sent", base + 10 + i);
+  if (m_done < 12)
+    bad("the handler made %d connections of 12 in 5 s", (int)m_done);
+  else if (m_ok != 12)
+    bad("%d of the handler's 12 exchanges failed", 12 - (int)m_ok);
+}
+
 /* --- fcntl ------------------------------------------------------------ */
 
 static void on_sigio(int sig) {
@@ -1009,6 +1100,8 @@ int main(int argc, char **argv) {
     run_signal();
   } else if (strcmp(scenario, "fcntl") == 0) {
     run_fcntl();
+  } else if (strcmp(scenario, "malloc") == 0) {
+    run_malloc();
   } else {
     fprintf(stderr, "shim-odd: unknown scenario %s\n", scenario);
     return 2;

@@ -194,6 +194,10 @@ static int exchange(int fd, size_t n) {
   }
   buf[off] = '\0';
   if (strcmp(buf, want) != 0) {
+    /* Said here: the server's count tells lost or doubled bytes. */
+    buf[strcspn(buf, "\n")] = '\0';
+    fprintf(stderr, "shim-stress: fd %d: answer \"%.40s\", want \"OK %zu\"\n",
+            fd, buf, n);
     errno = EPROTO;
     return -1;
   }

@@ -49,8 +49,9 @@ for client in read_first read_first_async; do
   for i in 1 2 3; do
     out=$($client shim_c || echo "TIMEOUT")
     if grep -q '220 banner|OK 11$' <<<"$out"; then
+      # One RTT; under two on a loaded machine (a second RTT is the bug).
       lab_check_range "$client, cookie cached, run $i: ms to the banner" \
-        "${out%% *}" 45 80
+        "${out%% *}" 45 99
     else
       lab_fail "$client, cookie cached, run $i: $out"
     fi

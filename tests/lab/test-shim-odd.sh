@@ -25,10 +25,10 @@ TFOCTL=$top_builddir/tools/tfoctl
 
 RTT=20
 # ODD_SCENARIOS: a subset (repeated runs of one scenario, tests/README).
-SCENARIOS=${ODD_SCENARIOS:-close fork exec signal fcntl}
+SCENARIOS=${ODD_SCENARIOS:-close fork exec signal malloc fcntl}
 for scen in $SCENARIOS; do
-  case $scen in close | fork | exec | signal | fcntl) ;;
-  *) echo "ODD_SCENARIOS: unknown scenario '$scen' (close fork exec signal fcntl)" >&2
+  case $scen in close | fork | exec | signal | malloc | fcntl) ;;
+  *) echo "ODD_SCENARIOS: unknown scenario '$scen' (close fork exec signal malloc fcntl)" >&2
      exit 99 ;;
   esac
 done
