@@ -2,20 +2,24 @@
 #include "config.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "registry.h"
 #include "sys.h"
 
+/* Lock-free, so that neither a thread nor a signal handler ever waits
+ * here (and no signal mask is changed: two system calls a connection).
+ * A writer empties the cookie, writes the outcome, then the cookie; a
+ * reader takes the outcome only between two equal reads of the cookie it
+ * wants. Cookies are never reused, so that suffices. */
 struct entry {
-  uint64_t cookie; /* 0: free */
-  enum tfo_outcome outcome;
+  _Atomic uint64_t cookie; /* 0: free (or being written) */
+  _Atomic int outcome;     /* enum tfo_outcome */
 };
 
 static struct entry table[TFO__REGISTRY_SIZE];
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t cookie_of(int fd) {
   uint64_t c = 0;
@@ -27,40 +31,36 @@ static uint64_t cookie_of(int fd) {
 }
 
 void tfo__registry_put(int fd, enum tfo_outcome outcome) {
-  uint64_t c = cookie_of(fd);
-  sigset_t old;
   int saved = errno;
+  uint64_t c = cookie_of(fd);
+  struct entry *e;
 
+  errno = saved;
   if (c == 0)
     return;
-  tfo__signals_block(&old);
   /* Direct-mapped: a collision overwrites, which forgets an old answer and
    * can never give a wrong one (the cookie is compared on lookup). */
-  pthread_mutex_lock(&lock);
-  table[c % TFO__REGISTRY_SIZE].cookie = c;
-  table[c % TFO__REGISTRY_SIZE].outcome = outcome;
-  pthread_mutex_unlock(&lock);
-  tfo__signals_restore(&old);
-  errno = saved;
+  e = &table[c % TFO__REGISTRY_SIZE];
+  atomic_store(&e->cookie, 0);
+  atomic_store(&e->outcome, (int)outcome);
+  atomic_store(&e->cookie, c);
 }
 
 int tfo__registry_get(int fd, enum tfo_outcome *outcome) {
   uint64_t c = cookie_of(fd);
-  int found = 0;
+  struct entry *e;
+  int o;
 
-  if (c == 0) {
-    errno = ENOENT;
-    return -1;
+  if (c != 0) {
+    e = &table[c % TFO__REGISTRY_SIZE];
+    if (atomic_load(&e->cookie) == c) {
+      o = atomic_load(&e->outcome);
+      if (atomic_load(&e->cookie) == c) {
+        *outcome = (enum tfo_outcome)o;
+        return 0;
+      }
+    }
   }
-  pthread_mutex_lock(&lock);
-  if (table[c % TFO__REGISTRY_SIZE].cookie == c) {
-    *outcome = table[c % TFO__REGISTRY_SIZE].outcome;
-    found = 1;
-  }
-  pthread_mutex_unlock(&lock);
-  if (!found) {
-    errno = ENOENT;
-    return -1;
-  }
-  return 0;
+  errno = ENOENT;
+  return -1;
 }

@@ -227,6 +227,11 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
   if (tfo__nested) /* a signal handler's, inside the shim: a plain one */
     return libc->connect(fd, sa, len);
   TFO__NEST();
+  /* A connection of ours under way: a connect again asks how it goes
+   * (hiredis does); the kernel answers, the state stays. */
+  st = tfo__fd_peek(fd);
+  if (st != NULL && atomic_load(&st->kind) != FD_NONE)
+    return libc->connect(fd, sa, len);
   if (!wanted(fd, sa, len, &st, &k)) {
     errno = saved;
     return libc->connect(fd, sa, len);

@@ -73,10 +73,10 @@ odd() {
     # Starts from the warmed cache: the shim holds a SYN only for a
     # destination it has seen accepting.
     cp "$LAB_DIR/warm$fam.cache" "$out.cache"
-    SHIM_CACHE=$out.cache shim_c timeout 20 "$ODD" "$scen" "$host" "$port" \
+    SHIM_CACHE=$out.cache shim_c timeout -k 5 20 "$ODD" "$scen" "$host" "$port" \
       "$bport" "$base" >"$out.out" 2>"$out.err" || rc=$?
   else
-    lab_c timeout 20 "$ODD" "$scen" "$host" "$port" "$bport" "$base" \
+    lab_c timeout -k 5 20 "$ODD" "$scen" "$host" "$port" "$bport" "$base" \
       >"$out.out" 2>"$out.err" || rc=$?
   fi
   ms=$((($(date +%s%N) - t0) / 1000000))

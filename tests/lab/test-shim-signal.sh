@@ -41,7 +41,7 @@ for ((i = 1; i <= RUNS; i++)); do
     a0=$(lab_counter c TCPFastOpenActive)
     t0=$(date +%s%N)
     rc=0
-    out=$($run timeout $LIMIT "$STRESS" -s "$LAB_S_IP4" 8000 $THREADS $CONNS \
+    out=$($run timeout -k 5 $LIMIT "$STRESS" -s "$LAB_S_IP4" 8000 $THREADS $CONNS \
       $FORK_EVERY 2>"$LAB_DIR/err") || rc=$?
     ms=$((($(date +%s%N) - t0) / 1000000))
     rise=$(($(lab_counter c TCPFastOpenActive) - a0))

@@ -8,7 +8,8 @@
 #   - plain uv_tcp_connect + uv_write requests take 1.8-2.6 RTT;
 #   - 1000 concurrent tfo_uv_connect requests on one loop all get their
 #     complete answer; the outcome mix and latencies are printed;
-#   - over IPv6, a repeat request is data-acked in about 1 RTT too.
+#   - over IPv6, a repeat request is data-acked in about 1 RTT too (one
+#     sample: under 1.7).
 # Skips (77) when libtfo-uv was not built (no libuv).
 
 set -eu
@@ -109,7 +110,9 @@ DST=$LAB_S_IP6 PORT=$PORT6 client -n 1
 echo "  IPv6 repeat: $reqs"
 lab_check "IPv6 repeat request: outcome=data-acked, answer complete (rc $rc)" \
   [ "$rc/$(lab_field outcome "$reqs")/$(lab_field resp "$reqs")" = "0/data-acked/OK 6" ]
+# One sample, not a median: up to 1.7 RTT on a loaded machine (ASan, other
+# labs), still short of the 1.8 of a handshake before the request.
 lab_check_range "IPv6 repeat request, in RTT" \
-  "$(rtts "$(lab_field ms "$reqs")")" 0.9 1.4
+  "$(rtts "$(lab_field ms "$reqs")")" 0.9 1.7
 
 lab_finish
