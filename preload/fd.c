@@ -21,12 +21,6 @@
  * child's, may still write its first bytes into it). Any other connection
  * is judged if its handshake ended; one the program gives up on in the
  * handshake says nothing about TFO. */
-static int syn_gone(int fd) {
-  struct tfo__tcpinfo ti;
-
-  return tfo__tcpinfo_get(fd, &ti) == 0 && ti.segs_out > 0;
-}
-
 static void closing(int fd) {
   struct tfo__fd *st = tfo__fd_peek(fd);
   int saved, kind;
@@ -46,7 +40,7 @@ static void closing(int fd) {
   /* Held by our table, yet gone: a write the program's signal handler
    * made while its thread was inside the shim went straight to libc
    * (tfo__nested), and the kernel sent the SYN with it. Judged as sent. */
-  if (kind == FD_DEFERRED && syn_gone(fd) && tfo__fd_claim(st)) {
+  if (kind == FD_DEFERRED && tfo__fd_syn_gone(fd) && tfo__fd_claim(st)) {
     tfo__keeper_unhold(st, 1);
     st->syn_bytes = 0;
     atomic_store(&st->kind, FD_SENT);

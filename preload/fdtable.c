@@ -113,8 +113,7 @@ int tfo__fd_same(int fd, const struct tfo__fd *st) {
 
 int tfo__fd_lost(int fd, const struct tfo__fd *st) {
   /* Only this process's only copy: a dup or a forked child's may live. */
-  return st->sock == 0 && !st->shared &&
-         st->fork_gen == atomic_load(&tfo__fork_gen) && held_state(fd) < 0;
+  return st->sock == 0 && !tfo__fd_maybe_shared(st) && held_state(fd) < 0;
 }
 
 /* --- knowledge (shim.h) --------------------------------------------------- */
@@ -204,15 +203,16 @@ void tfo__fd_copy(int from, int to) {
   set_kind(dst, FD_DEFERRED);
 }
 
-int tfo__fd_syn_left(int fd, struct tfo__fd *st) {
+int tfo__fd_syn_gone(int fd) {
   struct tfo__tcpinfo ti;
-  int saved = errno, left;
+  int saved = errno, gone = tfo__tcpinfo_get(fd, &ti) == 0 && ti.segs_out > 0;
 
-  if (!st->shared && st->fork_gen == atomic_load(&tfo__fork_gen))
-    return 0;
-  left = tfo__tcpinfo_get(fd, &ti) == 0 && ti.segs_out > 0;
   errno = saved;
-  return left;
+  return gone;
+}
+
+int tfo__fd_syn_left(int fd, struct tfo__fd *st) {
+  return tfo__fd_maybe_shared(st) && tfo__fd_syn_gone(fd);
 }
 
 int tfo__fd_claim(struct tfo__fd *st) {

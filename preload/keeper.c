@@ -621,7 +621,7 @@ static void guard_copies(const struct tfo__fd *st) {
   /* Only a socket with copies (a dup, a fork since connect) can have an
    * anchor that is not st's: no scan on the common path. */
   if (atomic_load(&anchor_count) == 0 || st->sock == 0 ||
-      (!st->shared && st->fork_gen == atomic_load(&tfo__fork_gen)))
+      !tfo__fd_maybe_shared(st))
     return;
   for (i = 0; i < ANCHORS; i++) {
     a = &anchors[i];

@@ -350,10 +350,18 @@ int tfo__fd_expire(int64_t now);
 void tfo__keeper_prepare(void);
 /* Forks so far, counted in the parent before each (and so inherited). */
 extern _Atomic unsigned tfo__fork_gen;
+/* Another copy of st's socket may exist (a dup, or a fork since its
+ * connect): only then can its SYN leave behind this entry's back. */
+static inline int tfo__fd_maybe_shared(const struct tfo__fd *st) {
+  return st->shared || st->fork_gen != atomic_load(&tfo__fork_gen);
+}
 /* 1 when fd's SYN already left through another copy of the socket (a dup
  * or a forked process's): its first write is then not ours to judge.
  * Asks the kernel only when another copy may exist. */
 int tfo__fd_syn_left(int fd, struct tfo__fd *st);
+/* 1 when the kernel sent fd's SYN (a held one left out of the table's
+ * sight: a signal handler's write inside the shim went straight to libc). */
+int tfo__fd_syn_gone(int fd);
 /* A SYN is held until deadline (CLOCK_MONOTONIC ms): the keeper is
  * started or woken, unless it will look by then anyway. */
 void tfo__keeper_defer(int64_t deadline);

@@ -9,8 +9,9 @@
 #   TCP_FASTOPEN_CONNECT, and one tcp_info when the handshake has ended);
 #   nothing asks the kernel what the program told it (socket type, file
 #   flags), nothing checks the cache file, no duplicate, no wake-up.
-# - Every thread (strace -f: the shim's keeper too): at most 2.1 more (the
-#   keeper looks every 25 ms while SYNs are held: a few hundredths).
+# - Every thread (strace -f: the shim's keeper too): at most 2.5 more (the
+#   keeper looks every 25 ms while SYNs are held: a few hundredths, more
+#   on a loaded machine; a wake-up per connection would be 1 or more).
 # - tfo_connect_send: at most 3 more (a non-blocking socket made blocking
 #   for its caller, and its SO_COOKIE for tfo_result).
 # The figures are counts, not times: the same on any machine.
@@ -63,8 +64,8 @@ echo "figure: system calls per cycle: plain $plain, shim $shim (every thread $sh
 lab_check_range "plain: system calls per cycle" "$plain" 5.99 6.01
 lab_check_range "shim, the program's thread: system calls per cycle (plain $plain + 2 at most)" \
   "$shim" "$plain" "$(awk -v p="$plain" 'BEGIN { print p + 2 }')"
-lab_check_range "shim, every thread: system calls per cycle (plain $plain + 2.1 at most)" \
-  "$shim_all" "$plain" "$(awk -v p="$plain" 'BEGIN { print p + 2.1 }')"
+lab_check_range "shim, every thread: system calls per cycle (plain $plain + 2.5 at most)" \
+  "$shim_all" "$plain" "$(awk -v p="$plain" 'BEGIN { print p + 2.5 }')"
 lab_check_range "tfo_connect_send: system calls per cycle (plain $plain + 3 at most)" \
   "$api" "$plain" "$(awk -v p="$plain" 'BEGIN { print p + 3 }')"
 lab_check "every cycle of the shim's runs made a TFO connection (server: TCPFastOpenPassive)" \
