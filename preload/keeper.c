@@ -596,9 +596,12 @@ static struct anchor *anchor_of(struct tfo__fd *st, int *fd) {
 void tfo__keeper_hold(int fd, struct tfo__fd *st) {
   int i = -1;
 
-  /* An anchor only where a close may go unseen: it costs a dup and a
-   * close, and most programs close through us. */
-  if (atomic_load_explicit(&tfo__raw_closer, memory_order_relaxed))
+  /* An anchor only where a close may go unseen (it costs a dup and a
+   * close): in an event loop's non-blocking socket (libuv closes with a
+   * raw system call, and may be linked in where nobody can see it), or in
+   * a process seen doing so. Blocking programs close through us. */
+  if (atomic_load_explicit(&tfo__raw_closer, memory_order_relaxed) ||
+      tfo__fd_nonblocking(fd, st) == 1)
     i = anchor(fd, st, A_HELD, 1);
   if (i < 0) {
     /* No anchor (none needed, or no slot or descriptor): the SYN is
