@@ -1025,8 +1025,8 @@ int tfo__cache_lookup(const struct sockaddr *sa, socklen_t len,
  * moved by more than an eighth (within that, smoothing would barely move
  * it; below the fallback delay's floor it changes nothing at all). A
  * lockless lookup decides. */
-static int still_good(const struct sockaddr *sa, socklen_t len,
-                      uint32_t rtt_us) {
+int tfo__cache_still_good(const struct sockaddr *sa, socklen_t len,
+                          uint32_t rtt_us) {
   struct tfo__verdict v;
   uint32_t d;
 
@@ -1060,7 +1060,7 @@ int tfo__cache_record(const struct sockaddr *sa, socklen_t len,
     errno = EINVAL;
     return -1;
   }
-  if (ev == TFO__EV_DATA_ACKED && still_good(sa, len, rtt_us)) {
+  if (ev == TFO__EV_DATA_ACKED && tfo__cache_still_good(sa, len, rtt_us)) {
     errno = saved;
     return 0;
   }

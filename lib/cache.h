@@ -163,6 +163,11 @@ int tfo__cache_lookup(const struct sockaddr *sa, socklen_t len,
 int tfo__cache_record(const struct sockaddr *sa, socklen_t len,
                       enum tfo__event ev, uint32_t rtt_us);
 
+/* 1 when recording DATA_ACKED with this RTT would change nothing (no
+ * file lock, no write): a lockless lookup. */
+int tfo__cache_still_good(const struct sockaddr *sa, socklen_t len,
+                          uint32_t rtt_us);
+
 /* Drop one destination (0 also when it was not known). */
 int tfo__cache_forget(const struct sockaddr *sa, socklen_t len);
 

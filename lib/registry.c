@@ -11,15 +11,12 @@
 
 /* Lock-free, so that neither a thread nor a signal handler ever waits
  * here (and no signal mask is changed: two system calls a connection).
- * A writer empties the cookie, writes the outcome, then the cookie; a
- * reader takes the outcome only between two equal reads of the cookie it
- * wants. Cookies are never reused, so that suffices. */
-struct entry {
-  _Atomic uint64_t cookie; /* 0: free (or being written) */
-  _Atomic int outcome;     /* enum tfo_outcome */
-};
+ * One word per slot, the socket's cookie and its outcome together, so a
+ * reader gets a pair one writer wrote. Cookies are counted up from 1 by
+ * the kernel and never reused: they never reach 2^60. */
+#define OUTCOME_BITS 4
 
-static struct entry table[TFO__REGISTRY_SIZE];
+static _Atomic uint64_t table[TFO__REGISTRY_SIZE];
 
 static uint64_t cookie_of(int fd) {
   uint64_t c = 0;
@@ -33,32 +30,24 @@ static uint64_t cookie_of(int fd) {
 void tfo__registry_put(int fd, enum tfo_outcome outcome) {
   int saved = errno;
   uint64_t c = cookie_of(fd);
-  struct entry *e;
 
   errno = saved;
-  if (c == 0)
+  if (c == 0 || c >> (64 - OUTCOME_BITS) != 0)
     return;
   /* Direct-mapped: a collision overwrites, which forgets an old answer and
    * can never give a wrong one (the cookie is compared on lookup). */
-  e = &table[c % TFO__REGISTRY_SIZE];
-  atomic_store(&e->cookie, 0);
-  atomic_store(&e->outcome, (int)outcome);
-  atomic_store(&e->cookie, c);
+  atomic_store(&table[c % TFO__REGISTRY_SIZE],
+               c << OUTCOME_BITS | ((uint64_t)outcome & 0xf));
 }
 
 int tfo__registry_get(int fd, enum tfo_outcome *outcome) {
-  uint64_t c = cookie_of(fd);
-  struct entry *e;
-  int o;
+  uint64_t c = cookie_of(fd), w;
 
   if (c != 0) {
-    e = &table[c % TFO__REGISTRY_SIZE];
-    if (atomic_load(&e->cookie) == c) {
-      o = atomic_load(&e->outcome);
-      if (atomic_load(&e->cookie) == c) {
-        *outcome = (enum tfo_outcome)o;
-        return 0;
-      }
+    w = atomic_load(&table[c % TFO__REGISTRY_SIZE]);
+    if (w >> OUTCOME_BITS == c) {
+      *outcome = (enum tfo_outcome)(w & 0xf);
+      return 0;
     }
   }
   errno = ENOENT;

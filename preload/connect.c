@@ -190,6 +190,20 @@ static int connect_blocking(int fd, struct tfo__fd *st,
   return 0;
 }
 
+/* st's connection is held or in its handshake, or established. */
+static int under_way(int fd, struct tfo__fd *st) {
+  struct tfo__tcpinfo ti;
+  int kind = atomic_load(&st->kind), saved = errno, r;
+
+  if (kind == FD_NONE)
+    return 0;
+  if (kind == FD_DEFERRED)
+    return 1;
+  r = tfo__tcpinfo_get(fd, &ti) == 0 && ti.state != TCP_CLOSE;
+  errno = saved;
+  return r;
+}
+
 /* The connect of a non-blocking socket: what the kernel says, except
  * that a SYN held for the first write (or a cookie request out) reads as
  * EINPROGRESS, as a plain one would. */
@@ -228,9 +242,10 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
     return libc->connect(fd, sa, len);
   TFO__NEST();
   /* A connection of ours under way: a connect again asks how it goes
-   * (hiredis does); the kernel answers, the state stays. */
+   * (hiredis does); the kernel answers, the state stays. One that failed
+   * is connected anew below. */
   st = tfo__fd_peek(fd);
-  if (st != NULL && atomic_load(&st->kind) != FD_NONE)
+  if (st != NULL && under_way(fd, st))
     return libc->connect(fd, sa, len);
   if (!wanted(fd, sa, len, &st, &k)) {
     errno = saved;
@@ -256,7 +271,7 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
     errno = saved;
     return libc->connect(fd, sa, len);
   }
-  tfo__fd_clear(fd); /* an entry from an fd we never saw closed */
+  tfo__fd_clear(fd); /* a connection that failed, connected anew */
   memset(&st->addr, 0, sizeof(st->addr));
   memcpy(&st->addr, sa, len < sizeof(st->addr) ? len : sizeof(st->addr));
   st->addrlen = len < sizeof(st->addr) ? len : sizeof(st->addr);
@@ -282,10 +297,10 @@ TFO_SHIM_EXPORT int connect(int fd, const struct sockaddr *sa,
     }
     if (errno != EINPROGRESS)
       return rc;
-    /* Non-blocking after all: told so. */
+    /* Non-blocking after all, or SO_SNDTIMEO ran out: told so. */
     tfo__fd_unlearn(fd);
     note_started(fd, st, 0, known);
-    tfo__fd_arm_race(st);
+    tfo__fd_arm_race_nb(fd, st);
     errno = EINPROGRESS;
     return -1;
   }

@@ -46,11 +46,18 @@ TFO_SHIM_EXPORT int execvpe(const char *file, char *const argv[],
   return tfo__libc()->execvpe(file, argv, envp);
 }
 
+/* A spawned child shares the descriptors' file flags as a forked one
+ * does: what the table knew of them counts as taken before a fork. */
+static void spawned(void) {
+  atomic_fetch_add(&tfo__fork_gen, 1);
+}
+
 TFO_SHIM_EXPORT int posix_spawn(pid_t *pid, const char *path,
                                 const posix_spawn_file_actions_t *fa,
                                 const posix_spawnattr_t *attr,
                                 char *const argv[], char *const envp[]) {
   before_exec();
+  spawned();
   return tfo__libc()->posix_spawn(pid, path, fa, attr, argv, envp);
 }
 
@@ -59,6 +66,7 @@ TFO_SHIM_EXPORT int posix_spawnp(pid_t *pid, const char *file,
                                  const posix_spawnattr_t *attr,
                                  char *const argv[], char *const envp[]) {
   before_exec();
+  spawned();
   return tfo__libc()->posix_spawnp(pid, file, fa, attr, argv, envp);
 }
 

@@ -23,7 +23,7 @@
  * handshake says nothing about TFO. */
 static void closing(int fd) {
   struct tfo__fd *st = tfo__fd_peek(fd);
-  int saved, kind;
+  int saved, kind, hs, gone;
 
   if (st == NULL)
     return;
@@ -32,15 +32,25 @@ static void closing(int fd) {
   if ((kind = atomic_load(&st->kind)) == FD_NONE)
     return;
   saved = errno;
-  if (!tfo__fd_same(fd, st)) {
+  /* Held by our table, yet gone: a write the program's signal handler
+   * made while its thread was inside the shim went straight to libc
+   * (tfo__nested), or one through stdio, and the kernel sent the SYN with
+   * it. Judged as sent. (Inside the program's own close: fd is the
+   * socket, unless it is no TCP socket at all, a stale entry.) */
+  if (kind == FD_DEFERRED && st->sock == 0) {
+    hs = tfo__fd_held_state(fd);
+    gone = hs == 0;
+  } else {
+    hs = tfo__fd_same(fd, st) ? 1 : -1;
+    gone = hs > 0 && kind == FD_DEFERRED && tfo__fd_syn_gone(fd);
+  }
+  if (hs < 0) {
     tfo__fd_clear(fd);
     errno = saved;
     return;
   }
-  /* Held by our table, yet gone: a write the program's signal handler
-   * made while its thread was inside the shim went straight to libc
-   * (tfo__nested), and the kernel sent the SYN with it. Judged as sent. */
-  if (kind == FD_DEFERRED && tfo__fd_syn_gone(fd) && tfo__fd_claim(st)) {
+  if (gone && tfo__fd_claim(st)) {
+    tfo__fd_pin(fd, st);
     tfo__keeper_unhold(st, 1);
     st->syn_bytes = 0;
     atomic_store(&st->kind, FD_SENT);

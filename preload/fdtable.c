@@ -84,10 +84,7 @@ void tfo__fd_pin(int fd, struct tfo__fd *st) {
     st->sock = tfo__sock_cookie(fd);
 }
 
-/* An unpinned entry's socket, by what fd is now: 1 a TCP socket holding
- * its SYN, 0 another TCP socket (or ours, its SYN gone), -1 no TCP socket
- * at all. */
-static int held_state(int fd) {
+int tfo__fd_held_state(int fd) {
   struct tfo__tcpinfo ti;
   int saved = errno, r;
 
@@ -108,12 +105,13 @@ int tfo__fd_same(int fd, const struct tfo__fd *st) {
   }
   /* Never handed to the keeper, so only ever a held SYN: nothing else
    * anyone could have put on the number looks like one. */
-  return held_state(fd) == 1;
+  return tfo__fd_held_state(fd) == 1;
 }
 
 int tfo__fd_lost(int fd, const struct tfo__fd *st) {
   /* Only this process's only copy: a dup or a forked child's may live. */
-  return st->sock == 0 && !tfo__fd_maybe_shared(st) && held_state(fd) < 0;
+  return st->sock == 0 && !tfo__fd_maybe_shared(st) &&
+         tfo__fd_held_state(fd) < 0;
 }
 
 /* --- knowledge (shim.h) --------------------------------------------------- */
@@ -161,11 +159,15 @@ void tfo__fd_learn(int fd, unsigned bit, int on) {
   struct tfo__fd *st = tfo__fd_peek(fd);
   unsigned k;
 
-  if (st == NULL || tfo__fd_known(st) == 0)
+  if (st == NULL)
     return;
-  k = atomic_load_explicit(&st->know, memory_order_relaxed);
-  atomic_store_explicit(&st->know, on ? k | bit : k & ~bit,
-                        memory_order_relaxed);
+  /* A CAS: a copy made meanwhile (unlearned) must stay unlearned. */
+  k = atomic_load(&st->know);
+  do {
+    if (tfo__fd_known(st) == 0 || k == 0)
+      return;
+  } while (!atomic_compare_exchange_weak(&st->know, &k,
+                                         on ? k | bit : k & ~bit));
 }
 
 int tfo__fd_nonblocking(int fd, const struct tfo__fd *st) {
@@ -225,17 +227,31 @@ int tfo__fd_claim(struct tfo__fd *st) {
 }
 
 void tfo__fd_release(int fd, struct tfo__fd *st) {
-  int saved = errno;
+  struct sockaddr_in6 addr;
+  socklen_t addrlen;
+  uint32_t gen;
+  int saved = errno, same, lost;
 
   if (!tfo__fd_claim(st))
     return;
+  /* What the entry says now: a socket() on the number (tfo__fd_fresh)
+   * may reset it under us, and a connect then rewrite it. */
+  gen = atomic_load(&st->gen);
+  addr = st->addr;
+  addrlen = st->addrlen;
   /* Off the program's own call on fd (the keeper's timer, a close, a
    * dup's twin), the number may have been closed behind our back and
    * reused: then the entry is stale, and nothing is sent; if the socket
    * is simply gone, the server still sees a connection. */
-  if (!tfo__fd_same(fd, st)) {
-    if (tfo__fd_lost(fd, st))
-      tfo__keeper_surrogate(st);
+  same = tfo__fd_same(fd, st);
+  lost = !same && tfo__fd_lost(fd, st);
+  if (atomic_load(&st->gen) != gen) { /* a new socket took the number */
+    errno = saved;
+    return;
+  }
+  if (!same) {
+    if (lost)
+      tfo__keeper_surrogate(&addr, addrlen);
     tfo__fd_clear(fd);
     errno = saved;
     return;

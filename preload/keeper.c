@@ -190,13 +190,20 @@ static enum tfo__settle anchor_settle(struct anchor *a, int fd) {
   int saved = errno;
   enum tfo__settle r;
 
-  if (atomic_load(&a->mode) == A_GUARD)
+  if (atomic_load(&a->mode) == A_GUARD) {
     r = tfo__tcpinfo_get(fd, &ti) == 0 && ti.state == TCP_SYN_SENT
             ? TFO__PENDING
             : TFO__SETTLED;
-  else
+    /* Its SYN never left (the copy that was to send it was not the
+     * socket after all): a deferred socket reads writable at once, so
+     * waiting would spin. It leaves now, and the guard judges. */
+    if (r == TFO__PENDING && ti.segs_out == 0 &&
+        atomic_compare_exchange_strong(&a->mode, &(int){A_GUARD}, A_JUDGE))
+      (void)!tfo__libc()->send(fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } else {
     r = tfo__settle(fd, &a->addr, a->addrlen, a->cookie_sent, a->syn_bytes,
                     0);
+  }
   errno = saved;
   return r;
 }
@@ -388,6 +395,7 @@ static void after_fork_child(void) {
   int i, fd;
 
   tfo__tid_forget();
+  atomic_store(&wake_at, 0); /* no keeper looks in the child yet */
 
   /* The parent runs its races; two processes reconnecting one socket
    * would undo each other. */
@@ -688,18 +696,19 @@ int tfo__keeper_adopt(int fd, struct tfo__fd *st, int held) {
  * would have. */
 #define EXIT_WAIT_MS 200
 
-void tfo__keeper_surrogate(const struct tfo__fd *st) {
+void tfo__keeper_surrogate(const struct sockaddr_in6 *addr,
+                           socklen_t addrlen) {
   const struct tfo__libc *libc = tfo__libc();
   struct anchor *a;
   int i, s, saved = errno;
 
   if (atomic_load(&anchor_count) >= ANCHORS || !keeper(1))
     return;
-  s = high(libc->socket(st->addr.sin6_family,
+  s = high(libc->socket(addr->sin6_family,
                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   a = s >= 0 ? new_slot(&i) : NULL;
-  if (a == NULL || (libc->connect(s, (const struct sockaddr *)&st->addr,
-                                  st->addrlen) != 0 &&
+  if (a == NULL || (libc->connect(s, (const struct sockaddr *)addr,
+                                  addrlen) != 0 &&
                     errno != EINPROGRESS)) {
     if (a != NULL)
       atomic_store(&a->fd1, 0);
@@ -716,8 +725,8 @@ void tfo__keeper_surrogate(const struct tfo__fd *st) {
   a->cookie_sent = 0;
   a->syn_bytes = 0;
   a->sock = 0;
-  a->addrlen = st->addrlen;
-  memcpy(&a->addr, &st->addr, sizeof(a->addr));
+  a->addrlen = addrlen;
+  memcpy(&a->addr, addr, sizeof(a->addr));
   a->owner = NULL;
   atomic_store(&a->mode, A_GUARD);
   atomic_store(&a->fd1, s + 1);
@@ -729,9 +738,14 @@ void tfo__keeper_surrogate(const struct tfo__fd *st) {
 }
 
 static int lost_one(int fd, struct tfo__fd *st, void *arg) {
+  struct sockaddr_in6 addr;
+  socklen_t addrlen;
+
   (void)arg;
   if (tfo__fd_lost(fd, st) && tfo__fd_claim(st)) {
-    tfo__keeper_surrogate(st);
+    addr = st->addr;
+    addrlen = st->addrlen;
+    tfo__keeper_surrogate(&addr, addrlen);
     tfo__fd_clear(fd);
   }
   return -1;

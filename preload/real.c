@@ -53,6 +53,7 @@ static void resolve(void) {
   RESOLVE(accept4, "accept4", missing);
   RESOLVE(setsockopt, "setsockopt", missing);
   RESOLVE(ioctl, "ioctl", missing);
+  RESOLVE(fdopen, "fdopen", missing);
   RESOLVE(sigaction, "sigaction", missing);
   RESOLVE(signal, "signal", missing);
   RESOLVE(bsd_signal, "bsd_signal", missing);
@@ -140,7 +141,8 @@ __attribute__((constructor)) static void load(void) {
 
   tfo__libc_resolve();
   /* libuv closes its sockets with a raw system call; a libuv loaded
-   * later (dlopen) is caught at its first such close (socket.c). */
+   * later (dlopen), or linked in statically, is caught when a new socket
+   * lands on a number the table still held state for (tfo__fd_fresh). */
   if (dlsym(RTLD_DEFAULT, "uv_version") != NULL)
     atomic_store(&tfo__raw_closer, 1);
   (void)tfo__shim_config();

@@ -27,8 +27,11 @@
  *   Either way the next connection, in this process or another, skips a
  *   broken path.
  * - State is never applied to a descriptor that is no longer the socket it
- *   was recorded for: each entry keeps the socket's SO_COOKIE, checked
- *   before the shim acts on the fd outside the program's own call on it.
+ *   was recorded for: before the shim acts on the fd outside the program's
+ *   own call on it, it checks the socket's SO_COOKIE (pinned when the
+ *   keeper takes the entry) or, for a SYN only held, that the socket there
+ *   still holds one. The calls that make descriptors reset their number's
+ *   entry.
  * - listen() gives TCP listeners a TFO queue.
  * Anything that is not an IPv4/IPv6 TCP stream socket passes straight
  * through, and errno is preserved on every path.
@@ -39,6 +42,7 @@
 
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +70,7 @@ struct tfo__libc {
   int (*accept4)(int, struct sockaddr *, socklen_t *, int);
   int (*setsockopt)(int, int, int, const void *, socklen_t);
   int (*ioctl)(int, unsigned long, ...);
+  FILE *(*fdopen)(int, const char *);
   int (*sigaction)(int, const struct sigaction *, struct sigaction *);
   void (*(*signal)(int, void (*)(int)))(int);
   void (*(*bsd_signal)(int, void (*)(int)))(int);
@@ -249,7 +254,7 @@ struct tfo__fd *tfo__fd_get(int fd);
 void tfo__fd_clear(int fd);
 
 /* The socket's SO_COOKIE, 0 when fd is not a socket (or the kernel is too
- * old to say: then every check below passes). */
+ * old to say: then the entry stays unpinned and is checked by its state). */
 uint64_t tfo__sock_cookie(int fd);
 /* Records fd's SO_COOKIE in st, if not yet: before the shim hands st to
  * the keeper, which acts on fd outside the program's calls. Called only
@@ -264,6 +269,9 @@ int tfo__fd_same(int fd, const struct tfo__fd *st);
  * copied, was closed out of our sight (a raw close system call), so fd
  * is no TCP socket now. */
 int tfo__fd_lost(int fd, const struct tfo__fd *st);
+/* What fd is now, for an entry never pinned: 1 a TCP socket holding its
+ * SYN, 0 a TCP socket whose SYN left, -1 no TCP socket at all. */
+int tfo__fd_held_state(int fd);
 
 /* What the shim learns from the calls that make and set up a socket
  * (socket.c: socket, setsockopt, ioctl FIONBIO; fcntl F_SETFL), so that
@@ -344,8 +352,6 @@ int tfo__fd_expire(int64_t now);
 
 /* --- the keeper (keeper.c) -------------------------------------------- */
 
-/* A held SYN now waits on fd (its grace ends TFO__SHIM_GRACE_MS from now):
- * the keeper is started, or woken, to release it on time. */
 /* Registers the keeper's fork handlers; at load (real.c). */
 void tfo__keeper_prepare(void);
 /* Forks so far, counted in the parent before each (and so inherited). */
@@ -372,10 +378,12 @@ void tfo__keeper_watch(int fd, struct tfo__fd *st);
 /* The keeper's registration of st (if any) will never be answered for this
  * entry: the socket is closed, or the entry reset. */
 void tfo__keeper_forget(struct tfo__fd *st);
-/* fd's SYN is now held (st just became FD_DEFERRED). The keeper takes an
- * anchor, its own duplicate of the socket, so that a close the shim never
- * sees (a raw system call: libuv, node) cannot take the socket away before
- * its SYN left and its handshake ended; and it releases the SYN on time. */
+/* fd's SYN is now held (st just became FD_DEFERRED): the keeper releases
+ * it on time. For a non-blocking socket, or in a process seen closing
+ * sockets out of our sight, it also takes an anchor, its own duplicate of
+ * the socket, so that such a close (a raw system call: libuv, node)
+ * cannot take the socket away before its SYN left and its handshake
+ * ended. */
 void tfo__keeper_hold(int fd, struct tfo__fd *st);
 /* st's held SYN left through the program's descriptor. Its anchor stays
  * until the handshake ends (a close meanwhile then reaches the server
@@ -395,7 +403,8 @@ int tfo__keeper_adopt(int fd, struct tfo__fd *st, int held);
  * makes one, plainly, to the same destination, closed when its handshake
  * ends (its source port differs; an unanchored hold costs nothing, and
  * only a process seen closing sockets out of our sight anchors them). */
-void tfo__keeper_surrogate(const struct tfo__fd *st);
+void tfo__keeper_surrogate(const struct sockaddr_in6 *addr,
+                           socklen_t addrlen);
 
 /* What a connection's handshake came to, for the keeper and for close. */
 enum tfo__settle {

@@ -1,10 +1,13 @@
 /* Which signals the program catches, so that the shim knows when it may
  * be running inside a handler: starting the keeper thread there
  * (pthread_create allocates) would wait forever for a malloc lock that
- * the interrupted code holds. A handler runs with its own signal blocked,
- * so a thread with a caught signal blocked may be in one (tfo__maybe_in_
- * handler); a program that blocks signals it reads from a signalfd is
- * not taken for one. Each wrapper is the real call, then a store.
+ * the interrupted code holds. A handler runs with its own signal blocked
+ * (unless installed with SA_NODEFER, which this cannot see), so a thread
+ * with a caught signal blocked may be in one (tfo__maybe_in_handler); a
+ * program that blocks signals it reads from a signalfd is not taken for
+ * one, a worker thread that blocks the signals its main thread handles
+ * is (it then starts no keeper: another thread, or a later call, does).
+ * Each wrapper is the real call, then a store.
  * SPDX-License-Identifier: MIT */
 #include "config.h"
 

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -105,4 +106,16 @@ TFO_SHIM_EXPORT int ioctl(int fd, unsigned long request, ...) {
     errno = saved;
   }
   return rc;
+}
+
+/* stdio on a socket writes and closes through libc's own calls, out of
+ * the shim's sight: a held SYN leaves now (cookie, no data), and its
+ * handshake is the keeper's, as for sendfile. */
+TFO_SHIM_EXPORT FILE *fdopen(int fd, const char *mode) {
+  struct tfo__fd *st;
+
+  if (!tfo__nested && (st = tfo__fd_peek(fd)) != NULL &&
+      atomic_load(&st->kind) == FD_DEFERRED)
+    tfo__fd_release(fd, st);
+  return tfo__libc()->fdopen(fd, mode);
 }

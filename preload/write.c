@@ -31,10 +31,10 @@ static struct tfo__fd *claim(int fd) {
       !tfo__fd_claim(st))
     return NULL;
   /* Inside the program's own call on fd, which the table says holds a
-   * SYN: the calls that make descriptors clear the table's entry for
-   * their number, and one reused out of our sight is not a socket that
-   * holds a SYN (first_write_blocking hears ENOTSOCK; a non-blocking
-   * write is the program's own call anyway). */
+   * SYN. socket(), accept() and the like reset their number's entry; a
+   * number reused out of our sight (open, pipe) after a close out of our
+   * sight is no TCP socket: the write itself tells (first_write_blocking
+   * hears ENOTSOCK, settled_now finds no tcp_info). */
   return st;
 }
 
@@ -44,13 +44,23 @@ static int blocking(int fd, const struct tfo__fd *st, int flags) {
 
 /* The handshake of fd's first write already ended (loopback, or a
  * program slower than one RTT): judged now, in one look, and the entry
- * goes; 0 when still under way (then the keeper judges it). */
+ * goes (1); 0 when still under way (then the keeper judges it); -1 when
+ * fd is no TCP socket: the entry was stale. */
 static int settled_now(int fd, struct tfo__fd *st) {
   struct tfo__tcpinfo ti;
   int saved = errno;
 
-  if (tfo__tcpinfo_get(fd, &ti) != 0 || ti.state == TCP_SYN_SENT ||
-      ti.state == TCP_CLOSE) {
+  if (tfo__tcpinfo_get(fd, &ti) != 0) {
+    errno = saved;
+    return -1;
+  }
+  /* Only a verdict that changes nothing: recording anything else takes
+   * the cache file's lock, which a non-blocking program's write must not
+   * wait for (the keeper does it). */
+  if (ti.state == TCP_SYN_SENT ||
+      ti.state == TCP_CLOSE || !(ti.options & TFO__TCPI_OPT_SYN_DATA) ||
+      !tfo__cache_still_good((const struct sockaddr *)&st->addr, st->addrlen,
+                             ti.rtt_us)) {
     errno = saved;
     return 0;
   }
@@ -155,7 +165,7 @@ static void settle(int fd, struct tfo__fd *st, int kind) {
 #define FIRST_WRITE(fd, st, flags, iov, cnt, op)                               \
   do {                                                                         \
     ssize_t r_;                                                                \
-    int e_, saved = errno;                                                     \
+    int e_, s_, saved = errno;                                                 \
     if (tfo__fd_syn_left(fd, st)) { /* another copy's SYN, judged there */    \
       tfo__keeper_unhold(st, 1);                                               \
       settle(fd, st, FD_NONE);                                                 \
@@ -177,8 +187,12 @@ static void settle(int fd, struct tfo__fd *st, int kind) {
     r_ = (op);                                                                 \
     e_ = errno;                                                                \
     st->syn_bytes = r_ > 0 ? (size_t)r_ : 0;                                   \
-    if (r_ >= 0 && settled_now(fd, st)) {                                      \
-      tfo__keeper_unhold(st, 1);                                               \
+    s_ = r_ >= 0 || e_ == ENOTSOCK ? settled_now(fd, st) : 0;                  \
+    if (s_ != 0) {                                                             \
+      /* Stale: not this socket's anchor to settle; unlinked by the clear,  \
+       * it sends its own SYN. */                                            \
+      if (s_ > 0)                                                              \
+        tfo__keeper_unhold(st, 1);                                             \
       settle(fd, st, FD_NONE);                                                 \
       errno = e_;                                                              \
       return r_;                                                               \
@@ -337,10 +351,34 @@ TFO_SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
   return sendto_slow(fd, buf, n, flags, sa, len);
 }
 
+/* Descriptors passed to another process share their file flags with it:
+ * what the table knew of them may change out of our sight. */
+static void __attribute__((noinline)) passed(const struct msghdr *msg) {
+  struct cmsghdr *cm;
+  const int *fds;
+  size_t i, n;
+  int saved = errno;
+
+  for (cm = CMSG_FIRSTHDR((struct msghdr *)msg); cm != NULL;
+       cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+        cm->cmsg_len < CMSG_LEN(0))
+      continue;
+    fds = (const int *)(const void *)CMSG_DATA(cm);
+    n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (i = 0; i < n; i++)
+      tfo__fd_unlearn(fds[i]);
+  }
+  errno = saved;
+}
+
 TFO_SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
-  if (tfo__shim_idle())
-    return tfo__libc()->sendmsg(fd, msg, flags);
-  return sendmsg_slow(fd, msg, flags);
+  ssize_t r = tfo__shim_idle() ? tfo__libc()->sendmsg(fd, msg, flags)
+                               : sendmsg_slow(fd, msg, flags);
+
+  if (r >= 0 && msg != NULL && msg->msg_controllen > 0)
+    passed(msg);
+  return r;
 }
 
 /* sendfile and splice do not take the kernel's Fast Open path: release

@@ -26,5 +26,5 @@ check() { # FILE REGEX WHAT
 check "$lib/libtfo.so" '^tfo_' libtfo.so
 [ "$(exports "$lib/libtfo.so" | grep -c '^tfo_version$')" = 1 ] || { echo "FAIL tfo_version not exported"; fail=1; }
 check "$lib/libtfo-uv.so" '^tfo_uv_' libtfo-uv.so
-check "$pre/libtfo_preload.so" '^(socket|socketpair|accept4?|setsockopt|ioctl|sigaction|signal|bsd_signal|sysv_signal|sigset|connect|listen|close|close_range|dup[23]?|fcntl(64)?|read|readv|recv|recvfrom|recvmsg|write|writev|send|sendto|sendmsg|sendfile(64)?|splice|getpeername|poll|ppoll|select|pselect|epoll_wait|epoll_pwait2?|epoll_ctl|shutdown|exec(ve|veat|vpe|v|vp|l|lp|le)|fexecve|posix_spawnp?|__[a-z0-9_]+_chk)$' libtfo_preload.so
+check "$pre/libtfo_preload.so" '^(socket|socketpair|accept4?|setsockopt|ioctl|fdopen|sigaction|signal|bsd_signal|sysv_signal|sigset|connect|listen|close|close_range|dup[23]?|fcntl(64)?|read|readv|recv|recvfrom|recvmsg|write|writev|send|sendto|sendmsg|sendfile(64)?|splice|getpeername|poll|ppoll|select|pselect|epoll_wait|epoll_pwait2?|epoll_ctl|shutdown|exec(ve|veat|vpe|v|vp|l|lp|le)|fexecve|posix_spawnp?|__[a-z0-9_]+_chk)$' libtfo_preload.so
 exit $fail
