@@ -44,7 +44,9 @@ static void closing(int fd) {
     hs = tfo__fd_same(fd, st) ? 1 : -1;
     gone = hs > 0 && kind == FD_DEFERRED && tfo__fd_syn_gone(fd);
   }
-  if (hs < 0) {
+  /* A stale entry; or a SYN another copy of the socket (a dup's, a forked
+   * child's) sent: that copy judges it (one verdict a connection). */
+  if (hs < 0 || (gone && tfo__fd_maybe_shared(st))) {
     tfo__fd_clear(fd);
     errno = saved;
     return;

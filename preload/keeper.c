@@ -194,12 +194,9 @@ static enum tfo__settle anchor_settle(struct anchor *a, int fd) {
     r = tfo__tcpinfo_get(fd, &ti) == 0 && ti.state == TCP_SYN_SENT
             ? TFO__PENDING
             : TFO__SETTLED;
-    /* Its SYN never left (the copy that was to send it was not the
-     * socket after all): a deferred socket reads writable at once, so
-     * waiting would spin. It leaves now, and the guard judges. */
-    if (r == TFO__PENDING && ti.segs_out == 0 &&
-        atomic_compare_exchange_strong(&a->mode, &(int){A_GUARD}, A_JUDGE))
-      (void)!tfo__libc()->send(fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL);
+    /* (A guard is made just before the program's write through another
+     * copy sends the SYN: the few microseconds until it does, the socket
+     * reads writable and the watch fires again; no more.) */
   } else {
     r = tfo__settle(fd, &a->addr, a->addrlen, a->cookie_sent, a->syn_bytes,
                     0);
