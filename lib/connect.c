@@ -426,6 +426,12 @@ static int tfo_answered_late(const struct tfo_conn *c) {
 static void plain_won(struct tfo_conn *c, const struct tfo__tcpinfo *ti) {
   c->outcome = c->plain_outcome;
   c->rtt_us = ti->rtt_us;
+  /* The plain SYN went unanswered too and a retransmission of it got
+   * through (a link down that came back between the kernel's two SYN
+   * timers): the path lost everything, and a path that drops only TFO
+   * SYNs answers the first plain SYN. */
+  if (ti->retrans > 0)
+    c->unreachable = 1;
   if (c->outcome == TFO_OUTCOME_FALLBACK && tfo_answered_late(c)) {
     tfo__log(TFO__LOG_INFO, "TFO attempt answered after the plain one: "
                             "slow, not a blackhole");

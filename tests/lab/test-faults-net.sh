@@ -353,6 +353,27 @@ for fam in 4 6; do
   done
   next_call "B1 v$fam" "$ip" "$port"
 
+  # B1b: the link comes back later, about 1.15 s after the SYN: between
+  # the TFO SYN's retransmission (1 s, lost too) and the racing plain
+  # SYN's (1.3 s), which wins (fallback). Every SYN was lost for a while,
+  # not only TFO's: no blackhole. (How a slow machine met B1.) Earlier or
+  # later, TFO's retransmission wins instead: the same checks hold.
+  L="B1b v$fam link back between the SYN timers: api"
+  s_down
+  start_and_wait "$port" "" "$TFO_CLIENT" -L -K -F 300 -T 4000 -s 300 "$ip" "$port"
+  sleep 1.15
+  s_up
+  finish_bg
+  line=$(grep -E '^(outcome|error)=' <<<"$out" | head -n 1)
+  echo "$L: $line"
+  lab_check "$L: answered" grep -q 'resp="OK 300"' <<<"$line"
+  lab_check_range "$L: ms" "$(lab_field ms "$line")" 900 3500
+  lab_check "$L: no fd leaked" grep -qx 'fds_leaked=0' <<<"$out"
+  lab_check "$L: not cached as a blackhole" \
+    grep -Eqx 'cache=(data-acked|cookie-granted) skip=0 failures=0 rtt_us=[0-9]*' <<<"$out"
+  cache_ok "$L" "$ip" "$port"
+  next_call "B1b v$fam" "$ip" "$port"
+
   # B2: the same, and the client's route to the server deleted once the
   # SYN is out: not back within the caller's 2 s timeout. The racing
   # connect finds no route (or, on a slow machine, a link still down).

@@ -621,6 +621,28 @@ static void silence_races_a_plain_connect(void **state) {
   assert_int_equal(k.last_event, TFO__EV_BLACKHOLE);
 }
 
+/* The path lost every SYN for a while (a link down that came back between
+ * the TFO SYN's retransmission and the plain one's): the plain connect
+ * wins through its own retransmitted SYN. Nothing is held against TFO. */
+static void plain_retransmission_wins_race(void **state) {
+  struct tfo_watch w;
+  struct tfo_result r;
+  tfo_conn *c;
+
+  (void)state;
+  k.fastopen_ret = 18;
+  c = start(0, 1, &w); /* 1 ms race delay */
+  while (k.connects[1] == 0)
+    assert_int_equal(tfo_conn_step(c, &w), 1);
+  k.state[1] = ST_ESTABLISHED;
+  k.retrans[1] = 1; /* its first SYN was lost as well */
+  assert_int_equal(tfo_conn_step(c, &w), 0);
+  assert_int_equal(tfo_conn_finish(c, &r), FD0 + 1);
+  assert_int_equal(r.outcome, TFO_OUTCOME_FALLBACK);
+  assert_int_equal(k.closed[0], 1);
+  assert_int_equal(k.recorded, 0);
+}
+
 /* The TFO SYN is answered too, just after the plain one (a busy host, a
  * LAN's jitter over the 20 ms race floor): slow, not a blackhole. */
 static void late_answer_is_not_a_blackhole(void **state) {
@@ -824,6 +846,7 @@ int main(void) {
       cmocka_unit_test_setup(no_route_is_not_a_blackhole, setup),
       cmocka_unit_test_setup(unreachable_racer_is_not_a_blackhole, setup),
       cmocka_unit_test_setup(plain_syn_lost_too_is_not_a_blackhole, setup),
+      cmocka_unit_test_setup(plain_retransmission_wins_race, setup),
       cmocka_unit_test_setup(fresh_plain_syn_leaves_the_blackhole, setup),
       cmocka_unit_test_setup(silence_races_a_plain_connect, setup),
       cmocka_unit_test_setup(late_answer_is_not_a_blackhole, setup),
