@@ -699,6 +699,8 @@ void tfo__keeper_surrogate(const struct sockaddr_in6 *addr,
   struct anchor *a;
   int i, s, saved = errno;
 
+  /* The program's connection, as far as the counts go, went plain. */
+  tfo__shim_count(TFO_OUTCOME_FALLBACK);
   if (atomic_load(&anchor_count) >= ANCHORS || !keeper(1))
     return;
   s = high(libc->socket(addr->sin6_family,
@@ -748,7 +750,7 @@ static int lost_one(int fd, struct tfo__fd *st, void *arg) {
   return -1;
 }
 
-__attribute__((destructor)) static void flush_anchors(void) {
+void tfo__keeper_exit(void) {
   int64_t end;
   int i, fd, saved = errno;
 

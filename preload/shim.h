@@ -405,6 +405,10 @@ int tfo__keeper_adopt(int fd, struct tfo__fd *st, int held);
  * only a process seen closing sockets out of our sight anchors them). */
 void tfo__keeper_surrogate(const struct sockaddr_in6 *addr,
                            socklen_t addrlen);
+/* At exit: the connections whose verdict is still to come (held SYNs, the
+ * anchors of sockets closed out of our sight) are settled, waiting a
+ * bounded time for their handshakes. */
+void tfo__keeper_exit(void);
 
 /* What a connection's handshake came to, for the keeper and for close. */
 enum tfo__settle {
@@ -565,5 +569,7 @@ struct tfo__shim_stats {
 extern struct tfo__shim_stats tfo__stats;
 /* Counts one connection's outcome in tfo__stats (LIBTFO_STATS). */
 void tfo__shim_count(enum tfo_outcome out);
+/* LIBTFO_STATS=1: the summary line, once every verdict is in. */
+void tfo__shim_report(void);
 
 #endif
