@@ -441,6 +441,10 @@ enum tfo__settle tfo__fd_judge(int fd, struct tfo__fd *st) {
   if (!atomic_compare_exchange_strong(&st->kind, &expect, FD_RELEASING))
     return TFO__SETTLED;
   if (!tfo__fd_same(fd, st)) {
+    /* Closed out of our sight (libuv's raw close): judged through the
+     * keeper's copy of the socket, when it kept one. */
+    if (!atomic_load(&st->restarted))
+      tfo__keeper_settle_kept(st);
     tfo__fd_clear(fd);
     return TFO__SETTLED;
   }

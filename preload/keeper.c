@@ -64,8 +64,12 @@ enum anchor_mode {
                * owner entry still stands for it, else at release_at */
   A_GUARD,    /* the SYN left through the program's fd, which judges it:
                * closed when the handshake ends */
-  A_JUDGE     /* the program closed its fd: judged and closed when the
+  A_JUDGE,    /* the program closed its fd: judged and closed when the
                * handshake ends */
+  A_KEEP      /* in a process that closes sockets out of our sight: keeps
+               * the socket of a watched entry until that entry is judged
+               * (dropped with it), so that a judge who finds the program's
+               * fd gone still has the socket (tfo__keeper_settle_kept) */
 };
 
 struct anchor {
@@ -84,6 +88,9 @@ struct anchor {
 
 static struct anchor anchors[ANCHORS];
 static _Atomic int anchor_count;
+
+static void drop_kept(struct tfo__fd *st);
+static int anchor(int fd, struct tfo__fd *st, int mode, int owner);
 
 /* How long the keeper keeps its descriptors with nothing to do. */
 #define LINGER_MS 1000
@@ -187,10 +194,21 @@ static int linked(const struct anchor *a) {
  * judges it. */
 static enum tfo__settle anchor_settle(struct anchor *a, int fd) {
   struct tfo__tcpinfo ti;
-  int saved = errno;
+  int saved = errno, kind = FD_SENT;
   enum tfo__settle r;
 
-  if (atomic_load(&a->mode) == A_GUARD) {
+  if (atomic_load(&a->mode) == A_KEEP) {
+    /* (Only the exit settles these: the owner's verdict, if nobody
+     * claimed it, through this copy of the socket.) */
+    if (a->owner == NULL || atomic_load(&a->owner->gen) != a->owner_gen ||
+        !atomic_compare_exchange_strong(&a->owner->kind, &kind,
+                                        FD_RELEASING))
+      return TFO__SETTLED;
+    r = tfo__settle(fd, &a->owner->addr, a->owner->addrlen,
+                    a->owner->cookie_sent, a->owner->syn_bytes, 0);
+    if (r == TFO__PENDING)
+      atomic_store(&a->owner->kind, FD_SENT);
+  } else if (atomic_load(&a->mode) == A_GUARD) {
     r = tfo__tcpinfo_get(fd, &ti) == 0 && ti.state == TCP_SYN_SENT
             ? TFO__PENDING
             : TFO__SETTLED;
@@ -292,6 +310,8 @@ static void on_event(uint64_t data) {
 void tfo__keeper_forget(struct tfo__fd *st) {
   if (atomic_exchange(&st->watched, 0))
     atomic_fetch_sub(&watching, 1);
+  if (atomic_load(&st->anchor) != 0)
+    drop_kept(st);
 }
 
 /* Creates the descriptors; lock held. 0, or -1 with errno. */
@@ -523,8 +543,18 @@ void tfo__keeper_watch(int fd, struct tfo__fd *st) {
   /* The same socket connecting again is already in the set. */
   if (tfo__libc()->epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0 &&
       (errno != EEXIST ||
-       tfo__libc()->epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) != 0))
+       tfo__libc()->epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) != 0)) {
     tfo__keeper_forget(st);
+  } else if (atomic_load_explicit(&tfo__raw_closer, memory_order_relaxed) &&
+             atomic_load(&st->anchor) == 0) {
+    /* A raw close would take the socket, and the watch with it, before
+     * a busy keeper sees the handshake end: a copy keeps both (a held
+     * SYN's anchor becomes this copy at the first write). */
+    int i = anchor(fd, st, A_KEEP, 1);
+
+    if (i >= 0)
+      atomic_store(&st->anchor, i + 1);
+  }
   errno = saved;
 }
 
@@ -577,7 +607,7 @@ static int anchor(int fd, struct tfo__fd *st, int mode, int owner) {
   atomic_fetch_add(&anchor_count, 1);
   if (mode == A_HELD)
     wake(a->release_at);
-  else if (watch_anchor(i, dup) == 0)
+  else if (mode == A_KEEP || watch_anchor(i, dup) == 0)
     wake(a->deadline);
   atomic_fetch_sub(&watching, 1); /* the anchor keeps the keeper busy now */
   errno = saved;
@@ -596,6 +626,39 @@ static struct anchor *anchor_of(struct tfo__fd *st, int *fd) {
   if (*fd < 0 || a->owner != st || a->owner_gen != atomic_load(&st->gen))
     return NULL;
   return a;
+}
+
+/* st's A_KEEP copy goes with st's verdict (or the end of st). */
+static void drop_kept(struct tfo__fd *st) {
+  struct anchor *a;
+  int fd;
+
+  a = anchor_of(st, &fd);
+  if (a != NULL && atomic_load(&a->mode) == A_KEEP) {
+    atomic_store(&st->anchor, 0);
+    drop_anchor(a, fd);
+  }
+}
+
+void tfo__keeper_settle_kept(struct tfo__fd *st) {
+  struct anchor *a;
+  int fd, mode = A_KEEP;
+
+  a = anchor_of(st, &fd);
+  if (a == NULL || atomic_load(&a->mode) != A_KEEP ||
+      tfo__settle(fd, &st->addr, st->addrlen, st->cookie_sent, st->syn_bytes,
+                  0) != TFO__PENDING)
+    return; /* judged (or nothing to judge): dropped with the entry */
+  /* Not over yet (a spurious wake-up): the copy judges it when it is. */
+  a->cookie_sent = st->cookie_sent;
+  a->syn_bytes = st->syn_bytes;
+  a->deadline = tfo__shim_now_ms() + ANCHOR_MS;
+  a->owner = NULL;
+  if (atomic_compare_exchange_strong(&a->mode, &mode, A_JUDGE)) {
+    atomic_store(&st->anchor, 0);
+    if (watch_anchor((int)(a - anchors), fd) == 0)
+      wake(a->deadline);
+  }
 }
 
 void tfo__keeper_hold(int fd, struct tfo__fd *st) {
@@ -660,6 +723,13 @@ void tfo__keeper_unhold(struct tfo__fd *st, int drop) {
     return;
   if (drop) {
     drop_anchor(a, fd);
+  } else if (atomic_load_explicit(&tfo__raw_closer, memory_order_relaxed) &&
+             atomic_compare_exchange_strong(&a->mode, &mode, A_KEEP)) {
+    /* The entry is watched from here (tfo__keeper_watch): the copy stays
+     * its until it is judged. */
+    a->deadline = tfo__shim_now_ms() + ANCHOR_MS;
+    atomic_store(&st->anchor, (int)(a - anchors) + 1);
+    wake(a->deadline);
   } else if (atomic_compare_exchange_strong(&a->mode, &mode, A_GUARD)) {
     a->deadline = tfo__shim_now_ms() + ANCHOR_MS;
     if (watch_anchor((int)(a - anchors), fd) == 0)

@@ -378,6 +378,10 @@ void tfo__keeper_watch(int fd, struct tfo__fd *st);
 /* The keeper's registration of st (if any) will never be answered for this
  * entry: the socket is closed, or the entry reset. */
 void tfo__keeper_forget(struct tfo__fd *st);
+/* st's socket was closed out of our sight while the keeper kept a copy
+ * (a process that closes with raw system calls): its verdict, through the
+ * copy. The caller holds st's verdict (FD_RELEASING). */
+void tfo__keeper_settle_kept(struct tfo__fd *st);
 /* fd's SYN is now held (st just became FD_DEFERRED): the keeper releases
  * it on time. For a non-blocking socket, or in a process seen closing
  * sockets out of our sight, it also takes an anchor, its own duplicate of
