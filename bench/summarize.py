@@ -100,6 +100,7 @@ def main():
     s3 = defaultdict(dict)    # (metric, variant) -> {round: value}
     s5 = defaultdict(dict)    # the same, scenario 5
     s4 = defaultdict(dict)
+    s6 = defaultdict(dict)    # (rtt, with|without) -> {(round, idx): ms}
     for line in open(a.raw):
         f = line.rstrip("\n").split("\t")
         if f[0] == "s1":
@@ -112,12 +113,15 @@ def main():
             s5[(f[1], f[2])][f[3]] = fnum(f[4])
         elif f[0] == "s4":
             s4[(f[1], f[2])][f[3]] = fnum(f[4])
+        elif f[0] == "s6":
+            s6[(f[1], f[2])][(f[3], f[4])] = fnum(f[5])
 
     res = {"meta": {"quick": a.quick == "1", "kernel": a.kernel, "cpu": a.cpu,
                     "nproc": a.nproc, "seconds": a.seconds, "broken_rtt": a.broken_rtt,
                     "method": "median over repeated runs; p25..p75, min..max; "
                               "ratios pair by pair within one round"},
-           "s1": {}, "s2": {}, "s3": {}, "s4": {}, "s5": {}, "targets": []}
+           "s1": {}, "s2": {}, "s3": {}, "s4": {}, "s5": {}, "s6": {},
+           "targets": []}
     targets = res["targets"]
 
     def target(name, value, op, limit, why=""):
@@ -294,6 +298,18 @@ def main():
                 target(f"redis-benchmark -k 0 {op.upper()} at {rtt} ms RTT, requests/s, "
                        "shim on both ends / neither", s5o[k]["shim_x_none"]["median"],
                        ">=", lim)
+
+    # --- scenario 6 ---------------------------------------------------
+    s6o = res["s6"]
+    for (rtt, v), vals in s6.items():
+        s6o.setdefault(rtt, {})[v] = stats([x for x in vals.values() if x == x])
+    for rtt in list(s6o):
+        x, y = s6.get((rtt, "with"), {}), s6.get((rtt, "without"), {})
+        s6o[rtt]["with_x_without"] = stats([x[k] / y[k] for k in x
+                                            if x[k] == x[k] and y.get(k)])
+        target(f"first request after a cookie prefetch / without, {rtt} ms RTT "
+               "(1 RTT instead of 2)", s6o[rtt]["with_x_without"]["median"],
+               "<=", 0.6)
 
     # --- scenario 4 ---------------------------------------------------
     s4o = res["s4"]
@@ -494,6 +510,18 @@ def markdown(res, rtts, modes, brtt):
                     L.append(f"| {rtt} ms | {op.upper()} | {fs(s5[k].get('none', {}), 0)} | "
                              f"{fs(s5[k].get('shim', {}), 0)} | "
                              f"{fs(s5[k].get('shim_x_none', {}), 3)} |")
+        L.append("")
+    s6 = res.get("s6", {})
+    if s6:
+        L += ["## 6. Cookie prefetch", "",
+              "The first request to a server (tfo_connect_send, fresh cookie "
+              "cache), without and after tfo_cookie_prefetch:", "",
+              "| RTT | without | after a prefetch | ratio (pair by pair) |",
+              "|---|---|---|---|"]
+        for rtt in sorted(s6, key=float):
+            L.append(f"| {rtt} ms | {fs(s6[rtt].get('without', {}), 1, ' ms')} | "
+                     f"{fs(s6[rtt].get('with', {}), 1, ' ms')} | "
+                     f"{fs(s6[rtt].get('with_x_without', {}), 2)} |")
         L.append("")
     L += ["## Targets", "", "| target | value | limit | met |", "|---|---|---|---|"]
     for t in res["targets"]:

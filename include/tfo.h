@@ -185,6 +185,43 @@ TFO_EXTERN int tfo_cache_clear(void);
 TFO_EXTERN const char *tfo_cache_event_str(enum tfo_cache_event event);
 
 /* ------------------------------------------------------------------------
+ * The kernel's cookie cache (tfo_cookie_lookup.3): which servers a first
+ * connection can already send data to, and getting a cookie ahead of time
+ * ("prefetching") so that the first real request saves its round trip too.
+ */
+
+struct tfo_cookie_info {
+  int held;            /* 1: the kernel holds a cookie for this destination */
+  unsigned cookie_len; /* its length in bytes (4..16), 0 when none */
+  unsigned mss;        /* the server's MSS cached with it, 0 unknown */
+  unsigned syn_drops;  /* TFO SYNs the kernel saw go unanswered */
+  unsigned rtt_us;     /* the smoothed RTT the kernel remembers, 0 unknown */
+  uint64_t age_ms;     /* since the kernel last updated the entry */
+  struct sockaddr_storage source; /* the local address it was learnt from
+                       * (port 0); ss_family 0 when the kernel names none */
+  uint64_t reserved[6];
+};
+
+/* What this network namespace's kernel holds for addr (its tcp_metrics;
+ * the port is ignored: cookies are per address pair). 0 and *info filled
+ * (held 0 or 1), or -1 with errno (EINVAL, EAFNOSUPPORT, or the netlink
+ * error). */
+TFO_EXTERN int tfo_cookie_lookup(const struct sockaddr *addr,
+                                 socklen_t addrlen,
+                                 struct tfo_cookie_info *info);
+
+/* A handshake with addr that asks for a cookie and sends no data (the
+ * server sees a connection opened and closed), waiting at most timeout_ms
+ * (0: 3000). 1: a cookie is now held (also at once, sending nothing, when
+ * one was held already); 0: the server answered without one; -1 with
+ * errno: ECONNREFUSED, ETIMEDOUT, ENETUNREACH..., ENOPROTOOPT (the negative
+ * cache skips TFO for addr: the path drops TFO SYNs, learnt now or
+ * before), EOPNOTSUPP (TFO is off for clients here), EINVAL,
+ * EAFNOSUPPORT. Feeds the negative cache like any connection. */
+TFO_EXTERN int tfo_cookie_prefetch(const struct sockaddr *addr,
+                                   socklen_t addrlen, int timeout_ms);
+
+/* ------------------------------------------------------------------------
  * Server: listeners that take data from the SYN (tfo_listen.3), and what a
  * connection's SYN did (tfo_info.3).
  *

@@ -1,5 +1,5 @@
 /* libtfo-uv: TCP Fast Open for libuv programs (tfo_uv_connect.3,
- * tfo_uv_listen.3).
+ * tfo_uv_listen.3, tfo_uv_cookie_prefetch.3).
  * Additive-only, like tfo.h.
  *
  * "Write before connect": the caller hands its first bytes over together
@@ -65,6 +65,30 @@ TFO_EXTERN int tfo_uv_result(const uv_tcp_t *handle, struct tfo_result *result);
  * listen. */
 TFO_EXTERN int tfo_uv_listen(uv_tcp_t *handle, int backlog, int qlen,
                              uv_connection_cb cb);
+
+/* A cookie fetched ahead of the first request, as tfo_cookie_prefetch
+ * does, without blocking the loop (tfo_uv_cookie_prefetch.3). */
+typedef struct tfo_uv_prefetch_s tfo_uv_prefetch_t;
+typedef void (*tfo_uv_prefetch_cb)(tfo_uv_prefetch_t *req, int status);
+
+struct tfo_uv_prefetch_s {
+  void *data;        /* the caller's; left alone */
+  uv_loop_t *loop;   /* set by tfo_uv_cookie_prefetch */
+  void *reserved[6]; /* libtfo-uv's while the prefetch runs */
+};
+
+/* Starts a prefetch of a cookie from addr (IPv4 or IPv6) on loop. cb fires
+ * once, from the loop, never from inside the call: status 1 a cookie is
+ * held (also when one was held already: nothing is sent), 0 the server
+ * gave none, or a negative UV_E* error: UV_ECONNREFUSED, UV_ETIMEDOUT
+ * (after timeout_ms, 0: 3000), UV_ENOPROTOOPT (the negative cache skips
+ * TFO for addr), UV_EOPNOTSUPP (TFO off for clients). req must stay valid
+ * until cb. Returns 0, or UV_EINVAL (NULL, a negative timeout, another
+ * address family) or UV_ENOMEM, and then cb never fires. The loop keeps
+ * running while a prefetch is under way. */
+TFO_EXTERN int tfo_uv_cookie_prefetch(uv_loop_t *loop, tfo_uv_prefetch_t *req,
+                                      const struct sockaddr *addr,
+                                      int timeout_ms, tfo_uv_prefetch_cb cb);
 
 #ifdef __cplusplus
 }

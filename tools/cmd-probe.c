@@ -552,34 +552,6 @@ static void report(const struct ctl *c, const struct probe *p,
   printf("verdict: %s: %s\n", p->verdict, p->detail);
 }
 
-/* HOST[:PORT] and [V6]:PORT; a bare IPv6 literal has no port. */
-static int split_host(const char *arg, char *host, size_t size,
-                      const char **port) {
-  const char *colon = strrchr(arg, ':');
-  size_t n;
-
-  if (arg[0] == '[') {
-    const char *close = strchr(arg, ']');
-
-    if (close == NULL || (close[1] != '\0' && close[1] != ':'))
-      return -1;
-    n = (size_t)(close - arg - 1);
-    if (close[1] == ':')
-      *port = close + 2;
-    arg++;
-  } else if (colon != NULL && strchr(arg, ':') == colon) {
-    n = (size_t)(colon - arg);
-    *port = colon + 1;
-  } else {
-    n = strlen(arg);
-  }
-  if (n == 0 || n >= size)
-    return -1;
-  memcpy(host, arg, n);
-  host[n] = '\0';
-  return 0;
-}
-
 int cmd_probe(const struct ctl *c, int argc, char **argv) {
   struct addrinfo hints, *ai = NULL, *a;
   struct probe p;
@@ -634,7 +606,7 @@ int cmd_probe(const struct ctl *c, int argc, char **argv) {
   }
   if (target == NULL)
     return tfoctl_usage_error("probe", "which host?");
-  if (split_host(target, host, sizeof(host), &port) != 0)
+  if (tfoctl_split_host(target, host, sizeof(host), &port) != 0)
     return tfoctl_usage_error("probe",
                               "'%s': want HOST, HOST:PORT or "
                               "[IPV6]:PORT",

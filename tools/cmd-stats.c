@@ -38,13 +38,6 @@ static const struct counter known[] = {
     {"TCPOrigDataSent", "packets sent with new data, data in SYNs included"},
 };
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
-#define MAXC 32
-
-struct sample {
-  int n;
-  char name[MAXC][48];
-  uint64_t value[MAXC];
-};
 
 static int wanted(const char *name) {
   size_t i;
@@ -68,7 +61,7 @@ static const char *meaning(const char *name) {
 
 /* /proc/net/netstat: pairs of lines, "TcpExt: names..." then
  * "TcpExt: values...". */
-static int read_sample(struct sample *s) {
+int tfoctl_read_counters(struct tfoctl_counters *s) {
   static char names[16384], values[16384];
   char *sn, *sv, *n, *v;
   FILE *f = fopen("/proc/net/netstat", "re");
@@ -84,7 +77,7 @@ static int read_sample(struct sample *s) {
     found = 1;
     n = strtok_r(names + 7, " \n", &sn);
     v = strtok_r(values + 7, " \n", &sv);
-    while (n != NULL && v != NULL && s->n < MAXC) {
+    while (n != NULL && v != NULL && s->n < TFOCTL_MAXC) {
       if (wanted(n) && strlen(n) < sizeof(s->name[0])) {
         strcpy(s->name[s->n], n);
         s->value[s->n] = strtoull(v, NULL, 10);
@@ -102,7 +95,7 @@ static int read_sample(struct sample *s) {
   return 0;
 }
 
-static void print_table(const struct sample *s) {
+static void print_table(const struct tfoctl_counters *s) {
   int i;
 
   printf("%-26s %12s  %s\n", "COUNTER", "VALUE", "MEANING");
@@ -111,7 +104,7 @@ static void print_table(const struct sample *s) {
            meaning(s->name[i]));
 }
 
-static void print_json(const struct sample *s, const struct sample *prev,
+static void print_json(const struct tfoctl_counters *s, const struct tfoctl_counters *prev,
                        double t) {
   int i;
 
@@ -148,7 +141,7 @@ static double now_s(void) {
 
 /* Each sample: the counters that moved since the last one, or a quiet
  * line, so that a watcher sees time pass. */
-static void print_delta(const struct sample *s, const struct sample *prev,
+static void print_delta(const struct tfoctl_counters *s, const struct tfoctl_counters *prev,
                         double t) {
   int i, moved = 0;
 
@@ -164,7 +157,7 @@ static void print_delta(const struct sample *s, const struct sample *prev,
 }
 
 int cmd_stats(const struct ctl *c, int argc, char **argv) {
-  struct sample cur, prev;
+  struct tfoctl_counters cur, prev;
   struct sigaction sa;
   struct timespec ts;
   double interval = 1.0, t0;
@@ -203,7 +196,7 @@ int cmd_stats(const struct ctl *c, int argc, char **argv) {
   }
   if (!watch && count != 0)
     return tfoctl_usage_error("stats", "--count goes with --watch");
-  if (read_sample(&cur) != 0)
+  if (tfoctl_read_counters(&cur) != 0)
     return tfoctl_fail("stats", "cannot read /proc/net/netstat: %s",
                        strerror(errno));
   if (!watch) {
@@ -232,7 +225,7 @@ int cmd_stats(const struct ctl *c, int argc, char **argv) {
     if (stop)
       break;
     prev = cur;
-    if (read_sample(&cur) != 0)
+    if (tfoctl_read_counters(&cur) != 0)
       return tfoctl_fail("stats", "cannot read /proc/net/netstat: %s",
                          strerror(errno));
     if (c->json)

@@ -4,12 +4,15 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "env.h"
 #include "kernel.h"
 #include "key.h"
 #include "metrics.h"
@@ -187,22 +190,107 @@ int cmd_status(const struct ctl *c, int argc, char **argv) {
   return EXIT_OK;
 }
 
+/* Seconds since boot: the first number of /proc/uptime (or of a file of
+ * the same format, for tests). 0 or -1 with errno. */
+static int read_uptime(const char *path, double *up) {
+  char buf[128], *end;
+  FILE *f = fopen(path, "re");
+  int ok;
+
+  if (f == NULL)
+    return -1;
+  ok = fgets(buf, sizeof(buf), f) != NULL;
+  fclose(f);
+  if (!ok) {
+    errno = EINVAL;
+    return -1;
+  }
+  errno = 0;
+  *up = strtod(buf, &end);
+  if (errno != 0 || end == buf || *up < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  return 0;
+}
+
+/* --after-uptime: SYN data a server took before a reboot can be replayed to
+ * it after (the seed: "Delay enabling TFO by a few minutes"), so the bits
+ * are set only once the host has been up `after` seconds. 0 to go on,
+ * EXIT_NOT_YET (no_wait), or EXIT_FAIL. */
+static int wait_uptime(const struct ctl *c, long after, int no_wait,
+                       const char *path) {
+  struct timespec ts;
+  double up, left;
+  int said = 0;
+
+  for (;;) {
+    if (read_uptime(path, &up) != 0)
+      return tfoctl_fail("enable", "cannot read the uptime from %s: %s", path,
+                         strerror(errno));
+    left = (double)after - up;
+    if (left <= 0)
+      return 0;
+    if (no_wait) {
+      if (c->json)
+        printf("{\"changed\":false,\"not_yet\":true,\"uptime\":%.1f,"
+               "\"after_uptime\":%ld}\n",
+               up, after);
+      else
+        printf("not yet: up %.1f s, TFO is enabled from %ld s of uptime "
+               "(%.0f s to go); nothing changed\n",
+               up, after, left);
+      return EXIT_NOT_YET;
+    }
+    if (!said && !c->json) {
+      printf("waiting %.0f s: up %.1f s, TFO is enabled from %ld s of "
+             "uptime\n",
+             left, up, after);
+      fflush(stdout);
+      said = 1;
+    }
+    /* Re-read at least every second: the clock that counts is uptime. */
+    if (left > 1.0)
+      left = 1.0;
+    ts.tv_sec = (time_t)left;
+    ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+      ;
+  }
+}
+
 int cmd_enable(const struct ctl *c, int argc, char **argv) {
   char content[128], value[32];
-  long old, want = TFO__FO_CLIENT | TFO__FO_SERVER, now;
-  int persist = 0, i, have_what = 0;
+  long old, want = TFO__FO_CLIENT | TFO__FO_SERVER, now, after = -1;
+  const char *uptime_file = "/proc/uptime";
+  int persist = 0, i, have_what = 0, no_wait = 0, rc;
 
   if (tfoctl_wants_help(argc, argv)) {
     printf("usage: tfoctl enable [client|server|both] [--persist] "
            "[--sysctl-dir DIR]\n"
+           "       tfoctl enable server --after-uptime SEC [--no-wait]\n"
            "Sets the client and/or server bit of net.ipv4.tcp_fastopen "
            "(others kept).\n--persist also writes DIR/60-libtfo-fastopen.conf "
-           "(default DIR " TFOCTL_SYSCTL_DIR ").\n");
+           "(default DIR " TFOCTL_SYSCTL_DIR ").\n"
+           "--after-uptime: only once the system has been up SEC seconds "
+           "(waits until\nthen; --no-wait: exit 4, \"not yet\", changing "
+           "nothing), so that SYN data\ntaken before a reboot cannot be "
+           "replayed to the restarted server.\n");
     return EXIT_OK;
   }
   for (i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--persist") == 0) {
       persist = 1;
+    } else if (strcmp(argv[i], "--no-wait") == 0) {
+      no_wait = 1;
+    } else if (strcmp(argv[i], "--after-uptime") == 0 && i + 1 < argc) {
+      if (tfo__parse_long(argv[++i], 0, 366L * 24 * 3600, &after) != 0)
+        return tfoctl_usage_error("enable",
+                                  "--after-uptime '%s': want seconds in "
+                                  "0..31622400",
+                                  argv[i]);
+    } else if (strcmp(argv[i], "--uptime-file") == 0 && i + 1 < argc) {
+      uptime_file = argv[++i]; /* for tests: /proc/uptime's format */
     } else if (argv[i][0] == '-') {
       return tfoctl_usage_error("enable", "unknown option '%s'", argv[i]);
     } else if (have_what) {
@@ -222,9 +310,23 @@ int cmd_enable(const struct ctl *c, int argc, char **argv) {
                                   argv[i]);
     }
   }
+  if (no_wait && after < 0)
+    return tfoctl_usage_error("enable", "--no-wait goes with --after-uptime");
+  /* A sysctl.d file applies at boot, before any delay: it would undo the
+   * point of waiting. */
+  if (persist && after >= 0)
+    return tfoctl_usage_error("enable",
+                              "--persist and --after-uptime exclude each "
+                              "other (boot-time sysctl.d has no delay: use "
+                              "the libtfo-server-delayed.timer unit)");
   if (tfo__sysctl_long("net.ipv4.tcp_fastopen", &old) != 0)
     return tfoctl_fail("enable", "cannot read net.ipv4.tcp_fastopen: %s",
                        strerror(errno));
+  if (after >= 0 && (rc = wait_uptime(c, after, no_wait, uptime_file)) != 0)
+    return rc;
+  if (after >= 0 && tfo__sysctl_long("net.ipv4.tcp_fastopen", &old) != 0)
+    return tfoctl_fail("enable", "cannot read net.ipv4.tcp_fastopen: %s",
+                       strerror(errno)); /* may have changed meanwhile */
   now = old | want;
   snprintf(value, sizeof(value), "%ld", now);
   if (now != old && tfo__sysctl_write("net.ipv4.tcp_fastopen", value) != 0)

@@ -111,6 +111,33 @@ int tfoctl_parse_addr(const char *s, struct sockaddr_storage *ss,
   return -1;
 }
 
+int tfoctl_split_host(const char *arg, char *host, size_t size,
+                      const char **port) {
+  const char *colon = strrchr(arg, ':');
+  size_t n;
+
+  if (arg[0] == '[') {
+    const char *close = strchr(arg, ']');
+
+    if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+      return -1;
+    n = (size_t)(close - arg - 1);
+    if (close[1] == ':')
+      *port = close + 2;
+    arg++;
+  } else if (colon != NULL && strchr(arg, ':') == colon) {
+    n = (size_t)(colon - arg);
+    *port = colon + 1;
+  } else {
+    n = strlen(arg);
+  }
+  if (n == 0 || n >= size)
+    return -1;
+  memcpy(host, arg, n);
+  host[n] = '\0';
+  return 0;
+}
+
 void tfoctl_addr_str(const struct sockaddr *sa, int with_port, char *buf,
                      size_t size) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -175,10 +202,17 @@ static void usage(FILE *out) {
       "  status                 this namespace's TCP Fast Open settings, "
       "decoded\n"
       "  enable [client|server|both] [--persist]\n"
+      "  enable server --after-uptime SEC [--no-wait]\n"
       "                         turn TFO on (default both)\n"
       "  stats [--watch] [--interval SEC] [--count N]\n"
       "                         the kernel's TFO counters and their meaning\n"
+      "  monitor [--interval SEC] [--count N] [--no-syslog]\n"
+      "                         alert (stderr, syslog) when TFO counters say "
+      "something\n"
+      "                         is wrong: queue overflow, refused cookies, "
+      "blackholes\n"
       "  cookies [list [--all] | flush [ADDR]]\n"
+      "  cookies prefetch HOST[:PORT]... [--timeout MS] [--parallel N]\n"
       "                         the kernel's TFO cookie cache (tcp_metrics)\n"
       "  key generate [--backup] [--out FILE]\n"
       "  key show\n"
@@ -202,7 +236,8 @@ static void usage(FILE *out) {
       "\n"
       "exit status: 0 ok, 1 failed or \"no\", 2 usage error (nothing "
       "changed),\n"
-      "             3 probe: the server could not be reached\n");
+      "             3 probe: the server could not be reached,\n"
+      "             4 enable --after-uptime --no-wait: not yet\n");
 }
 
 struct command {
@@ -214,6 +249,7 @@ static const struct command commands[] = {
     {"status", cmd_status},   {"enable", cmd_enable}, {"stats", cmd_stats},
     {"cookies", cmd_cookies}, {"key", cmd_key},       {"probe", cmd_probe},
     {"cache", cmd_cache},     {"service", cmd_service},
+    {"monitor", cmd_monitor},
 };
 
 /* Takes a global option's value: "--opt VALUE" or "--opt=VALUE". */

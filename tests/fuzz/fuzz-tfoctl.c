@@ -4,7 +4,7 @@
  * renamed so that stubs take their place): the input, split at NUL bytes,
  * is a command line that goes through tfoctl's main (global options
  * anywhere, compaction, dispatch). The stub commands run only the parsing:
- * "key" runs cmd-key.c's parse_args, "probe" its split_host, and every
+ * "key" runs cmd-key.c's parse_args, "probe" tfoctl_split_host, and every
  * argument goes through tfoctl_parse_addr, whose result must print
  * (tfoctl_addr_str) and parse back to the same address. Nothing touches
  * the system: no sysctl, no socket, no DNS.
@@ -101,6 +101,13 @@ int cmd_cache(const struct ctl *c, int argc, char **argv) {
   return stub(c, argc, argv);
 }
 
+int cmd_monitor(const struct ctl *c, int argc, char **argv) {
+  return stub(c, argc, argv);
+}
+int cmd_service(const struct ctl *c, int argc, char **argv) {
+  return stub(c, argc, argv);
+}
+
 int cmd_key(const struct ctl *c, int argc, char **argv) {
   struct args a;
 
@@ -122,7 +129,7 @@ int cmd_probe(const struct ctl *c, int argc, char **argv) {
   stub(c, argc, argv);
   for (i = 0; i < argc; i++) {
     port = NULL;
-    if (split_host(argv[i], host, sizeof(host), &port) == 0) {
+    if (tfoctl_split_host(argv[i], host, sizeof(host), &port) == 0) {
       CHECK(strlen(host) > 0 && strlen(host) < sizeof(host));
       CHECK(port == NULL ||
             (port > argv[i] && port <= argv[i] + strlen(argv[i])));

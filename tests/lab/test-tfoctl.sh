@@ -13,6 +13,14 @@
 #            path and a strip path (lab_mode strip with a cookie held; and
 #            a box stripping option 34 only, told by raw SYNs), over IPv4
 #            and IPv6, and resolves names
+#   monitor  a listener's TFO queue (qlen 2) overflowed by 100 TFO
+#            connections at once: one line per interval on stderr and to a
+#            syslog socket of the test's own (--syslog-socket), saying what
+#            to do; bad options refused
+#   enable --after-uptime
+#            with a fake uptime file: --no-wait says "not yet" (exit 4),
+#            nothing changed; without it, waits until the uptime is reached,
+#            then sets the server bit; bad input refused, nothing changed
 
 set -eu
 . "$(dirname -- "$0")/lab.sh"
@@ -56,10 +64,10 @@ listener() { # NAME ARGS...
 # --- the command line ------------------------------------------------------
 run 0 "--help" "$CTL" --help
 lab_check "--help lists every command" \
-  ok 'for c in status enable stats cookies key probe cache; do grep -q "^  $c" <<<"$out" || return 1; done'
+  ok 'for c in status enable stats monitor cookies key probe cache; do grep -q "^  $c" <<<"$out" || return 1; done'
 run 0 "--version" "$CTL" --version
 lab_check "--version names the library ($out)" grep -q '^tfoctl (libtfo) [0-9]' <<<"$out"
-for c in status enable stats cookies key probe cache; do
+for c in status enable stats monitor cookies key probe cache; do
   run 0 "$c --help" "$CTL" "$c" --help
 done
 run 2 "no command" "$CTL"
@@ -244,5 +252,91 @@ run 2 "probe port twice" "$CTL" probe "$LAB_S_IP4:80" -p 81
 run 2 "probe --timeout 5" "$CTL" probe "$LAB_S_IP4" --timeout 5
 run 2 "probe --data ''" "$CTL" probe "$LAB_S_IP4" --data ''
 run 2 "probe two hosts" "$CTL" probe a b
+
+# --- monitor: an overflowing TFO queue --------------------------------------
+EPOLL=${top_builddir:-$LAB_BIN/../..}/examples/tfo-epoll
+UVSRV=${top_builddir:-$LAB_BIN/../..}/examples/uv-server
+PY=$(command -v python3 || true)
+if [ -x "$UVSRV" ] && [ -x "$EPOLL" ] && [ -n "$PY" ]; then
+  lab_s_bg "$UVSRV" -a "$LAB_S_IP4" -p 8310 -q 2 -b 4096 >"$LAB_DIR/uvq.log" 2>&1
+  lab_wait_port 8310 v4 || exit 99
+  # A syslog socket of our own: no daemon needed, nothing reaches the
+  # system's log.
+  SOCK=$LAB_DIR/log.sock
+  lab_s_bg "$PY" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(30)
+with open(sys.argv[2], "ab", buffering=0) as f:
+    while True:
+        try:
+            f.write(s.recv(2048) + b"\n")
+        except socket.timeout:
+            break' "$SOCK" "$LAB_DIR/syslog.txt"
+  for ((i = 0; i < 100; i++)); do [ -S "$SOCK" ] && break; sleep 0.05; done
+  API_CACHE=$LAB_DIR/cache-overflow
+  lab_c env LIBTFO_CACHE="$API_CACHE" "$EPOLL" -q -n 1 "$LAB_S_IP4" 8310 >/dev/null
+  ov0=$(lab_counter s TCPFastOpenListenOverflow)
+  lab_s_bg "$CTL" monitor --interval 1 --count 4 --syslog-socket "$SOCK" \
+    >"$LAB_DIR/mon.out" 2>"$LAB_DIR/mon.err"
+  mpid=$LAB_LAST_PID
+  sleep 0.3
+  for k in 1 2; do
+    lab_c env LIBTFO_CACHE="$API_CACHE" "$EPOLL" -q -n 100 -S 7 "$LAB_S_IP4" 8310 >/dev/null || true
+  done
+  for ((i = 0; i < 200; i++)); do _lab_pid_alive "$mpid" || break; sleep 0.05; done
+  ov=$(( $(lab_counter s TCPFastOpenListenOverflow) - ov0 ))
+  sed 's/^/  /' "$LAB_DIR/mon.err"
+  lines=$(grep -c 'TCPFastOpenListenOverflow +' "$LAB_DIR/mon.err" || true)
+  sum=$(sed -n 's/.*TCPFastOpenListenOverflow +\([0-9]*\) .*/\1/p' "$LAB_DIR/mon.err" | awk '{ s += $1 } END { print s + 0 }')
+  lab_check "monitor: the overflow ($ov) on stderr, at most one line per interval ($lines lines, counts add up to $sum)" \
+    ok '[ "$ov" -ge 1 ] && [ "$lines" -ge 1 ] && [ "$lines" -le 3 ] && [ "$sum" = "$ov" ]'
+  lab_check "monitor: the line says what to do" \
+    grep -q 'TCPFastOpenListenOverflow +[0-9]* in 1s: .*raise the listener.s TFO queue: LIBTFO_QLEN / tfo_listen_opts.qlen' "$LAB_DIR/mon.err"
+  lab_check "monitor: the same line reached the syslog socket, LOG_DAEMON|LOG_WARNING, ident tfoctl" \
+    grep -q '^<28>tfoctl\[[0-9]*\]: TCPFastOpenListenOverflow +[0-9]* in 1s: ' "$LAB_DIR/syslog.txt"
+else
+  echo "(uv-server, tfo-epoll or python3 missing: monitor overflow not checked)"
+fi
+run 2 "monitor --interval 0" "$CTL" monitor --interval 0
+run 2 "monitor --count 0" "$CTL" monitor --count 0
+run 2 "monitor --syslog-socket relative" "$CTL" monitor --syslog-socket log.sock
+run 2 "monitor --no-syslog --syslog-socket" "$CTL" monitor --no-syslog --syslog-socket /x
+run 2 "monitor extra" "$CTL" monitor extra
+run 0 "monitor --count 1 --no-syslog (returns at once)" "$CTL" monitor --count 1 --no-syslog
+
+# --- enable --after-uptime ---------------------------------------------------
+UP=$LAB_DIR/uptime
+echo "10.00 15.00" >"$UP"
+lab_c sh -c 'echo 1 > /proc/sys/net/ipv4/tcp_fastopen'
+run 4 "enable server --after-uptime 60 --no-wait (up 10 s)" \
+  lab_c "$CTL" enable server --after-uptime 60 --no-wait --uptime-file "$UP"
+lab_check "not yet: says so, nothing changed (tcp_fastopen $(fo)) ($out)" \
+  ok 'grep -q "^not yet: up 10.0 s" <<<"$out" && [ "$(fo)" = 1 ]'
+run 4 "the same --json" lab_c "$CTL" --json enable server --after-uptime 60 --no-wait --uptime-file "$UP"
+lab_check "--json: not_yet ($out)" grep -q '"not_yet":true' <<<"$out"
+lab_c_bg "$CTL" enable server --after-uptime 12 --uptime-file "$UP" >"$LAB_DIR/wait.out" 2>&1
+wpid=$LAB_LAST_PID
+sleep 1.2
+lab_check "waiting: still running, nothing changed yet (tcp_fastopen $(fo))" \
+  ok '_lab_pid_alive "$wpid" && [ "$(fo)" = 1 ] && grep -q "^waiting" "$LAB_DIR/wait.out"'
+echo "12.50 16.00" >"$UP"
+for ((i = 0; i < 100; i++)); do _lab_pid_alive "$wpid" || break; sleep 0.05; done
+rc=0; wait "$wpid" || rc=$?
+lab_check "uptime reached: exit $rc, server bit set (tcp_fastopen $(fo))" \
+  [ "$rc/$(fo)" = 0/3 ]
+run 0 "--after-uptime already reached: at once" \
+  lab_c "$CTL" enable server --after-uptime 5 --uptime-file "$UP"
+lab_c sh -c 'echo 1 > /proc/sys/net/ipv4/tcp_fastopen'
+run 2 "enable --after-uptime -1" lab_c "$CTL" enable server --after-uptime -1 --uptime-file "$UP"
+run 2 "enable --after-uptime soon" lab_c "$CTL" enable server --after-uptime soon --uptime-file "$UP"
+run 2 "enable --no-wait without --after-uptime" lab_c "$CTL" enable server --no-wait
+run 2 "enable --after-uptime with --persist" \
+  lab_c "$CTL" enable server --after-uptime 5 --persist --sysctl-dir "$SD" --uptime-file "$UP"
+run 1 "enable --after-uptime, uptime unreadable" \
+  lab_c "$CTL" enable server --after-uptime 5 --uptime-file "$LAB_DIR/missing"
+lab_check "after the refusals tcp_fastopen is still 1 ($(fo))" [ "$(fo)" = 1 ]
+lab_c sh -c 'echo 3 > /proc/sys/net/ipv4/tcp_fastopen'
 
 lab_finish

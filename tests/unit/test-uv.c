@@ -783,6 +783,48 @@ static void bad_input(void **state) {
   run_and_close(&loop);
 }
 
+static void on_prefetch_never(tfo_uv_prefetch_t *req, int status) {
+  (void)req;
+  (void)status;
+  fail_msg("the callback of a refused prefetch ran");
+}
+
+/* tfo_uv_cookie_prefetch refuses bad input in the call, and the callback
+ * never runs; nothing is left on the loop. */
+static void prefetch_bad_input(void **state) {
+  uv_loop_t loop;
+  tfo_uv_prefetch_t req;
+  struct sockaddr_in sin;
+  struct sockaddr_storage unx;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  memset(&req, 0, sizeof(req));
+  uv_ip4_addr("127.0.0.1", 9, &sin);
+  memset(&unx, 0, sizeof(unx));
+  unx.ss_family = AF_UNIX;
+  assert_int_equal(tfo_uv_cookie_prefetch(NULL, &req, (struct sockaddr *)&sin,
+                                          0, on_prefetch_never),
+                   UV_EINVAL);
+  assert_int_equal(tfo_uv_cookie_prefetch(&loop, NULL, (struct sockaddr *)&sin,
+                                          0, on_prefetch_never),
+                   UV_EINVAL);
+  assert_int_equal(tfo_uv_cookie_prefetch(&loop, &req, NULL, 0,
+                                          on_prefetch_never),
+                   UV_EINVAL);
+  assert_int_equal(tfo_uv_cookie_prefetch(&loop, &req, (struct sockaddr *)&sin,
+                                          0, NULL),
+                   UV_EINVAL);
+  assert_int_equal(tfo_uv_cookie_prefetch(&loop, &req, (struct sockaddr *)&sin,
+                                          -1, on_prefetch_never),
+                   UV_EINVAL);
+  assert_int_equal(tfo_uv_cookie_prefetch(&loop, &req, (struct sockaddr *)&unx,
+                                          0, on_prefetch_never),
+                   UV_EINVAL);
+  assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(bad_input),
@@ -797,6 +839,7 @@ int main(void) {
       cmocka_unit_test(walk_closing_everything),
       cmocka_unit_test(large_first_bytes),
       cmocka_unit_test(many_concurrent_on_one_loop),
+      cmocka_unit_test(prefetch_bad_input),
   };
 
   /* Tests must not teach each other (or the user's cache) anything. */
