@@ -190,6 +190,8 @@ static void usage(FILE *out) {
       "                         does this server do TFO, and if not, why?\n"
       "  cache [list | forget ADDR[:PORT] | clear]\n"
       "                         libtfo's negative cache\n"
+      "  service enable|disable|status UNIT [--root DIR] [SETTINGS]\n"
+      "                         preload the shim into a systemd service\n"
       "\n"
       "options (anywhere on the line):\n"
       "  --json              machine-readable output\n"
@@ -211,7 +213,7 @@ struct command {
 static const struct command commands[] = {
     {"status", cmd_status},   {"enable", cmd_enable}, {"stats", cmd_stats},
     {"cookies", cmd_cookies}, {"key", cmd_key},       {"probe", cmd_probe},
-    {"cache", cmd_cache},
+    {"cache", cmd_cache},     {"service", cmd_service},
 };
 
 /* Takes a global option's value: "--opt VALUE" or "--opt=VALUE". */

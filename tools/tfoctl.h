@@ -60,5 +60,6 @@ int cmd_cookies(const struct ctl *c, int argc, char **argv);
 int cmd_key(const struct ctl *c, int argc, char **argv);
 int cmd_probe(const struct ctl *c, int argc, char **argv);
 int cmd_cache(const struct ctl *c, int argc, char **argv);
+int cmd_service(const struct ctl *c, int argc, char **argv);
 
 #endif
