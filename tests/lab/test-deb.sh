@@ -19,6 +19,11 @@ here=$(dirname -- "$0")
 . "$here/lab.sh"
 . "$here/shim.sh"
 lab_require
+# The loader's cache and dpkg's database are the machine's: the tests that
+# change them (test-install.sh, test-deb.sh) take turns, even under
+# make -j, or one would find the other's libtfo and fail.
+exec 9>/run/lock/libtfo-system-tests.lock
+flock -w 900 9 || { echo "ERROR: no turn at the system's loader cache in 900 s"; exit 99; }
 top_srcdir=${top_srcdir:-$(cd -- "$here/../.." && pwd)}
 
 t_start=$SECONDS
@@ -277,6 +282,16 @@ case $env_line in
 *"/usr/lib/$MA/libtfo_preload.so"*) lab_pass "tfo preloads /usr/lib/$MA/libtfo_preload.so" ;;
 *) lab_fail "tfo preloads /usr/lib/$MA/libtfo_preload.so (got: $env_line)" ;;
 esac
+# The delayed server start (issue 17): tfo-tools ships the unit and its
+# timer, for tfoctl at its installed path, enabled by nobody but the
+# operator (no symlink in timers.target.wants).
+unit=/lib/systemd/system/libtfo-server-delayed.service
+lab_check "tfo-tools ships libtfo-server-delayed.service and .timer" \
+  test "$(dpkg -L tfo-tools | grep -c '/systemd/system/libtfo-server-delayed\.\(service\|timer\)$')" = 2
+lab_check "the unit runs /usr/bin/tfoctl enable server --after-uptime" \
+  grep -qx 'ExecStart=/usr/bin/tfoctl enable server --after-uptime 300' "$unit"
+lab_check "the timer is not enabled by the package" \
+  test ! -e /etc/systemd/system/timers.target.wants/libtfo-server-delayed.timer
 
 # libtfo-dev and libtfo-uv-dev: a program builds with pkg-config, links the
 # installed libraries and runs.
@@ -407,8 +422,9 @@ leftover=()
 while read -r f; do
   [ "$f" != /. ] || continue
   [ -e "$f" ] || [ -L "$f" ] || continue
-  # A directory stays when another package owns it too.
-  if [ -d "$f" ] && [ ! -L "$f" ] && dpkg -S "$f" >/dev/null 2>&1; then
+  # A directory stays when another package owns it too; a symlink to a
+  # directory is the system's (merged /usr: /lib is usr/lib).
+  if [ -d "$f" ] && { [ -L "$f" ] || dpkg -S "$f" >/dev/null 2>&1; }; then
     continue
   fi
   leftover+=("$f")

@@ -10,6 +10,11 @@
 # nothing under the tests running beside it. Needs root (ldconfig).
 set -eu
 if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (ldconfig)"; exit 77; fi
+# The loader's cache and dpkg's database are the machine's: the tests that
+# change them (test-install.sh, test-deb.sh) take turns, even under
+# make -j, or one would find the other's libtfo and fail.
+exec 9>/run/lock/libtfo-system-tests.lock
+flock -w 900 9 || { echo "ERROR: no turn at the system's loader cache in 900 s"; exit 99; }
 command -v ldconfig >/dev/null || PATH=$PATH:/sbin:/usr/sbin
 : "${top_srcdir:?}" "${top_builddir:?}"
 tmp=$(mktemp -d /tmp/libtfo-install.XXXXXX)
