@@ -139,7 +139,7 @@ chmod -R u+w "$SRC"
 t0=$SECONDS
 if run_job "$SRC" 1800 "$WORK/build.log" \
      env DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-parallel=2}" \
-     nice -n 10 dpkg-buildpackage -us -uc -b; then
+     nice -n 19 dpkg-buildpackage -us -uc -b; then
   lab_pass "dpkg-buildpackage -us -uc -b ($((SECONDS - t0)) s)"
 else
   tail -n 40 "$WORK/build.log"
@@ -176,7 +176,7 @@ lab_check_range "packages built (debian/control's ${#CONTROL[@]}, and -dbgsym)" 
 # --- lintian: no E: ------------------------------------------------------
 t0=$SECONDS
 rc=0
-run_job "$WORK" 900 "$WORK/lintian.log" lintian --pedantic -I "${changes[@]}" || rc=$?
+run_job "$WORK" 900 "$WORK/lintian.log" nice -n 19 lintian --pedantic -I "${changes[@]}" || rc=$?
 t_lintian=$((SECONDS - t0))
 grep -E '^[EWIPXO]: ' "$WORK/lintian.log" || true
 nerr=$(grep -c '^E: ' "$WORK/lintian.log" || true)
