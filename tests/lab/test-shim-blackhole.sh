@@ -127,9 +127,12 @@ for i in 1 2 3; do
     lab_fail "rstdata: later connection $i failed (curl exit $rc)"
   later+=("$t")
 done
-plain_med=$(for i in 1 2 3; do curl_plain; done | lab_median)
-echo "rstdata: later connections ${later[*]} ms, plain $plain_med ms"
-lab_check_range "rstdata: later connections / plain (ratio)" \
-  "$(printf '%s\n' "${later[@]}" | lab_median | awk -v b="$plain_med" '{ printf "%.3f", $1 / b }')" 0.8 1.25
+# The least of each: load only adds to a run (seen: medians 253.7 against
+# 133.9 ms with four other lab tests and a package build beside it); a
+# SYN timeout would put the least of three at 7 times plain.
+plain_min=$(for i in 1 2 3; do curl_plain; done | sort -n | head -n 1)
+echo "rstdata: later connections ${later[*]} ms, plain (least of 3) $plain_min ms"
+lab_check_range "rstdata: later connections / plain, the least of each (ratio)" \
+  "$(printf '%s\n' "${later[@]}" | sort -n | head -n 1 | awk -v b="$plain_min" '{ printf "%.3f", $1 / b }')" 0.8 1.25
 
 lab_finish
