@@ -599,8 +599,14 @@ _lab_start_delay() {
 
   ns=$(_lab_ns "$side") || return 1
   ready=$LAB_DIR/delay-$side.ready
+  # The emulated wire keeps its timing whatever else the machine runs (a
+  # starved delay made the RTT a client sees the scheduler's, and fired
+  # TFO's race on clean paths): SCHED_FIFO where allowed. It sleeps in
+  # ppoll between packets.
+  local rt=()
+  chrt -f 10 true 2>/dev/null && rt=(chrt -f 10)
   # $LAB_DELAY_ARGS: extra options, e.g. -v (stats into delay-c|s.log).
-  ip netns exec "$ns" "$LAB_BIN/lab-delay" -q "$_LAB_QUEUE" -d "$delay" \
+  ip netns exec "$ns" "${rt[@]}" "$LAB_BIN/lab-delay" -q "$_LAB_QUEUE" -d "$delay" \
     -r "$ready" ${LAB_DELAY_ARGS:-} 2>"$LAB_DIR/delay-$side.log" &
   pid=$!
   _LAB_PIDS+=("$pid")
