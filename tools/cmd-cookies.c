@@ -182,7 +182,7 @@ static void *worker(void *arg) {
 /* Every argument resolved before anything is sent: a bad one is a usage
  * error and nothing was done. */
 static int resolve(struct job *j) {
-  struct addrinfo hints, *ai = NULL, *a;
+  struct addrinfo *ai = NULL, *a;
   const char *port = NULL;
   char host[256];
   long v;
@@ -198,16 +198,7 @@ static int resolve(struct job *j) {
   if (tfo__parse_long(port, 1, 65535, &v) != 0)
     return tfoctl_usage_error("cookies", "prefetch: '%s': port want 1..65535",
                               j->arg);
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_protocol = IPPROTO_TCP;
-  hints.ai_flags = AI_ADDRCONFIG;
-  rc = getaddrinfo(host, port, &hints, &ai);
-  if (rc == EAI_ADDRFAMILY || rc == EAI_NONAME) {
-    hints.ai_flags = 0; /* a lab namespace may have only loopback */
-    rc = getaddrinfo(host, port, &hints, &ai);
-  }
+  rc = tfoctl_resolve(host, port, AF_UNSPEC, &ai);
   if (rc != 0)
     return tfoctl_usage_error("cookies", "prefetch: %s: %s", host,
                               gai_strerror(rc));

@@ -99,7 +99,7 @@ int cmd_monitor(const struct ctl *c, int argc, char **argv) {
   double interval = DEFAULT_INTERVAL;
   long count = 0, k;
   int use_syslog = 1, i, fd = -1;
-  char *end, msg[768];
+  char msg[768];
   size_t a;
 
   if (tfoctl_wants_help(argc, argv)) {
@@ -117,14 +117,8 @@ int cmd_monitor(const struct ctl *c, int argc, char **argv) {
   }
   for (i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc) {
-      errno = 0;
-      interval = strtod(argv[++i], &end);
-      if (errno != 0 || *end != '\0' || end == argv[i] ||
-          !(interval >= 0.05 && interval <= 86400))
-        return tfoctl_usage_error("monitor",
-                                  "--interval '%s': want seconds "
-                                  "in 0.05..86400",
-                                  argv[i]);
+      if (tfoctl_parse_interval("monitor", argv[++i], 86400, &interval) != 0)
+        return EXIT_USAGE;
     } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
       if (tfo__parse_long(argv[++i], 1, 1000000000L, &count) != 0)
         return tfoctl_usage_error("monitor",

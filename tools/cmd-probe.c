@@ -553,7 +553,7 @@ static void report(const struct ctl *c, const struct probe *p,
 }
 
 int cmd_probe(const struct ctl *c, int argc, char **argv) {
-  struct addrinfo hints, *ai = NULL, *a;
+  struct addrinfo *ai = NULL, *a;
   struct probe p;
   const char *target = NULL, *port = NULL, *opt_port = NULL;
   const char *data = DEFAULT_DATA;
@@ -618,16 +618,7 @@ int cmd_probe(const struct ctl *c, int argc, char **argv) {
   if (tfo__parse_long(port, 1, 65535, &v) != 0)
     return tfoctl_usage_error("probe", "port '%s': want 1..65535", port);
 
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = family;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_protocol = IPPROTO_TCP;
-  hints.ai_flags = AI_ADDRCONFIG;
-  rc = getaddrinfo(host, port, &hints, &ai);
-  if (rc == EAI_ADDRFAMILY || rc == EAI_NONAME) {
-    hints.ai_flags = 0; /* a lab namespace may have only loopback */
-    rc = getaddrinfo(host, port, &hints, &ai);
-  }
+  rc = tfoctl_resolve(host, port, family, &ai);
   if (rc != 0)
     return tfoctl_usage_error("probe", "%s: %s", host, gai_strerror(rc));
 

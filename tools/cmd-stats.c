@@ -163,7 +163,6 @@ int cmd_stats(const struct ctl *c, int argc, char **argv) {
   double interval = 1.0, t0;
   long count = 0, k;
   int watch = 0, i;
-  char *end;
 
   if (tfoctl_wants_help(argc, argv)) {
     printf("usage: tfoctl [--json] stats [--watch [--interval SEC] "
@@ -178,14 +177,8 @@ int cmd_stats(const struct ctl *c, int argc, char **argv) {
     if (strcmp(argv[i], "--watch") == 0) {
       watch = 1;
     } else if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc) {
-      errno = 0;
-      interval = strtod(argv[++i], &end);
-      if (errno != 0 || *end != '\0' || end == argv[i] ||
-          !(interval >= 0.05 && interval <= 3600))
-        return tfoctl_usage_error("stats",
-                                  "--interval '%s': want seconds "
-                                  "in 0.05..3600",
-                                  argv[i]);
+      if (tfoctl_parse_interval("stats", argv[++i], 3600, &interval) != 0)
+        return EXIT_USAGE;
     } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
       if (tfo__parse_long(argv[++i], 1, 1000000000L, &count) != 0)
         return tfoctl_usage_error("stats", "--count '%s': want a number >= 1",

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -179,6 +180,38 @@ int tfoctl_persist(const struct ctl *c, const char *cmd, const char *name,
     printf("wrote %s (mode %04o): applied at boot by sysctl --system\n", path,
            (unsigned)mode);
   return 0;
+}
+
+int tfoctl_parse_interval(const char *cmd, const char *arg, double max,
+                          double *out) {
+  char *end;
+  double v;
+
+  errno = 0;
+  v = strtod(arg, &end);
+  if (errno != 0 || *end != '\0' || end == arg || !(v >= 0.05 && v <= max))
+    return tfoctl_usage_error(cmd, "--interval '%s': want seconds in 0.05..%g",
+                              arg, max);
+  *out = v;
+  return 0;
+}
+
+int tfoctl_resolve(const char *host, const char *port, int family,
+                   struct addrinfo **ai) {
+  struct addrinfo hints;
+  int rc;
+
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = family;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  hints.ai_flags = AI_ADDRCONFIG;
+  rc = getaddrinfo(host, port, &hints, ai);
+  if (rc == EAI_ADDRFAMILY || rc == EAI_NONAME) {
+    hints.ai_flags = 0;
+    rc = getaddrinfo(host, port, &hints, ai);
+  }
+  return rc;
 }
 
 int tfoctl_wants_help(int argc, char **argv) {

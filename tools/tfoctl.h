@@ -58,6 +58,18 @@ void tfoctl_addr_str(const struct sockaddr *sa, int with_port, char *buf,
 int tfoctl_persist(const struct ctl *c, const char *cmd, const char *name,
                    const char *content, mode_t mode);
 
+/* --interval's value: seconds from 0.05 to max. 0, or EXIT_USAGE after a
+ * message naming cmd. */
+int tfoctl_parse_interval(const char *cmd, const char *arg, double max,
+                          double *out);
+
+/* getaddrinfo for a TCP destination (family AF_UNSPEC, AF_INET or
+ * AF_INET6): AI_ADDRCONFIG first, then without it (a lab namespace may have
+ * only loopback). getaddrinfo's answer. */
+struct addrinfo;
+int tfoctl_resolve(const char *host, const char *port, int family,
+                   struct addrinfo **ai);
+
 /* 1 when argv[i] is --help or -h for some i. */
 int tfoctl_wants_help(int argc, char **argv);
 
